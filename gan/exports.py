@@ -1,0 +1,272 @@
+"""Exports of the EMA generator, the manifest that names the newest one, atomic files.
+
+An export is a TensorFlow SavedModel directory `exports/generator-KIMG/` whose
+`serving_default` signature maps `latent` (float32, [N, latent_dim]) and
+`label` (int32, [N]) to `images` (float32, [N, 32, 32, 3], in [-1, 1]). It
+loads in the bot and in TensorFlow Serving alike. Next to the SavedModel files
+it holds `export.json`, the same description the manifest carries, so an export
+directory can be served without a run directory around it.
+
+The manifest `exports/latest.json` is replaced only after the export it names
+is complete and hashed, so a reader never sees a half-written export.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gan.config import IMAGE_SIZE, ModelConfig
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = 1
+EXPORT_INFO = "export.json"
+LATEST = "latest.json"
+BEST = "best.json"
+
+
+class ExportError(Exception):
+    """An export or manifest is missing, corrupt or incompatible."""
+
+
+# Atomic files.
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file, fsync and rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(path.parent)
+
+
+def atomic_write_json(path: Path, value) -> None:
+    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _fsync_directory(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def hash_export(path: Path) -> str:
+    """Return the sha256 of an export directory: every file's relative path and bytes, in sorted order."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+# Manifest.
+
+
+@dataclass
+class Manifest:
+    """What `exports/latest.json` (or `best.json`) says about one export."""
+
+    path: Path  # absolute path of the export directory
+    step: int  # generator updates when the export was taken
+    kimg: float  # thousands of real images shown to D
+    created: str  # ISO 8601, UTC
+    model: ModelConfig
+    class_names: tuple[str, ...]
+    sha256: str
+    dataset: str = ""
+    metrics: dict = field(default_factory=dict)
+
+    def to_dict(self, exports_dir: Path | None = None) -> dict:
+        path = self.path
+        if exports_dir is not None:
+            path = os.path.relpath(self.path, exports_dir)
+        return {
+            "format": MANIFEST_FORMAT,
+            "path": str(path),
+            "step": self.step,
+            "kimg": round(self.kimg, 3),
+            "created": self.created,
+            "model": self.model.to_dict(),
+            "class_names": list(self.class_names),
+            "sha256": self.sha256,
+            "dataset": self.dataset,
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, base: Path) -> "Manifest":
+        try:
+            if data.get("format") != MANIFEST_FORMAT:
+                raise ExportError(f"unsupported manifest format {data.get('format')!r}, expected {MANIFEST_FORMAT}")
+            return cls(
+                path=(base / data["path"]).resolve(),
+                step=int(data["step"]),
+                kimg=float(data["kimg"]),
+                created=str(data["created"]),
+                model=ModelConfig.from_dict(data["model"]),
+                class_names=tuple(str(n) for n in data["class_names"]),
+                sha256=str(data["sha256"]),
+                dataset=str(data.get("dataset", "")),
+                metrics=dict(data.get("metrics") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ExportError(f"manifest field missing or invalid: {error}") from None
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read and validate a manifest file; relative export paths are relative to its directory."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExportError(f"manifest not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ExportError(f"manifest {path} is unreadable: {error}") from None
+    if not isinstance(data, dict):
+        raise ExportError(f"manifest {path} is not a JSON object")
+    return Manifest.from_dict(data, path.parent)
+
+
+def read_export_info(export_dir: Path) -> Manifest:
+    """Describe an export directory from its own `export.json` (no manifest needed)."""
+    export_dir = Path(export_dir)
+    info = export_dir / EXPORT_INFO
+    if not info.is_file():
+        raise ExportError(f"{export_dir} is not an export: {EXPORT_INFO} is missing")
+    manifest = read_manifest(info)
+    manifest.path = export_dir.resolve()
+    return manifest
+
+
+def update_manifest_metrics(manifest_path: Path, export_dir: Path, metrics: dict) -> bool:
+    """Merge `metrics` into the manifest if it still names `export_dir`; return whether it did."""
+    manifest = read_manifest(manifest_path)
+    if manifest.path != Path(export_dir).resolve():
+        return False
+    manifest.metrics = {**manifest.metrics, **metrics}
+    atomic_write_json(manifest_path, manifest.to_dict(Path(manifest_path).parent))
+    return True
+
+
+# Writing exports.
+
+
+def _serving_module(generator, config: ModelConfig):
+    import tensorflow as tf
+
+    class GeneratorModule(tf.Module):
+        def __init__(self):
+            super().__init__(name="generator_export")
+            self.generator = generator
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, config.latent_dim], tf.float32, name="latent"),
+                tf.TensorSpec([None], tf.int32, name="label"),
+            ]
+        )
+        def serve(self, latent, label):
+            images = self.generator((latent, label), training=False)
+            return {"images": tf.ensure_shape(images, [None, IMAGE_SIZE, IMAGE_SIZE, 3])}
+
+    return GeneratorModule()
+
+
+def write_export(
+    generator,
+    config: ModelConfig,
+    class_names,
+    exports_dir: Path,
+    step: int,
+    kimg: float,
+    dataset: str = "",
+    keep: int = 5,
+) -> Manifest:
+    """Save `generator` as a new export and point `latest.json` at it.
+
+    The SavedModel is written to a hidden temporary directory, renamed to
+    `generator-KIMG` once complete, hashed, and only then named by the
+    manifest. Older exports beyond the newest `keep` are removed, except any
+    that `best.json` names.
+    """
+    import tensorflow as tf
+
+    exports_dir = Path(exports_dir)
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    name = f"generator-{int(kimg):06d}"
+    if (exports_dir / name).exists():
+        name = f"{name}-step{step}"
+    final = exports_dir / name
+    temporary = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=exports_dir))
+
+    manifest = Manifest(
+        path=final.resolve(),
+        step=int(step),
+        kimg=float(kimg),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        model=config,
+        class_names=tuple(class_names),
+        sha256="",
+        dataset=dataset,
+    )
+    try:
+        module = _serving_module(generator, config)
+        tf.saved_model.save(module, str(temporary), signatures={"serving_default": module.serve})
+        info = manifest.to_dict()
+        info["path"] = "."
+        atomic_write_json(temporary / EXPORT_INFO, info)
+        os.replace(temporary, final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    _fsync_directory(exports_dir)
+
+    manifest.sha256 = hash_export(final)
+    atomic_write_json(exports_dir / LATEST, manifest.to_dict(exports_dir))
+    log.info("Exported the EMA generator at step %d (%.1f kimg) to %s", step, kimg, final)
+    _prune_exports(exports_dir, keep)
+    return manifest
+
+
+def _prune_exports(exports_dir: Path, keep: int) -> None:
+    protected = set()
+    for manifest_name in (LATEST, BEST):
+        try:
+            protected.add(read_manifest(exports_dir / manifest_name).path)
+        except ExportError:
+            pass
+    exports = sorted((p for p in exports_dir.glob("generator-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in exports[:-keep] if keep > 0 else []:
+        if old.resolve() not in protected:
+            shutil.rmtree(old, ignore_errors=True)
+            log.info("Removed old export %s", old)
