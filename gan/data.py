@@ -118,9 +118,9 @@ def _unpickle(raw: bytes, name: str) -> dict:
     try:
         value = _RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except pickle.UnpicklingError as error:
-        raise DataError(f"{name}: not a CIFAR-10 batch ({error}).") from None
+        raise DataError(f"{name}: corrupt, or not a CIFAR-10 batch ({error}).") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as error:
-        raise DataError(f"{name}: truncated or corrupt pickle ({type(error).__name__}: {error}).") from None
+        raise DataError(f"{name}: corrupt or truncated pickle ({type(error).__name__}: {error}).") from None
     if not isinstance(value, dict):
         raise DataError(f"{name}: expected a pickled dict, found {type(value).__name__}.")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in value.items()}

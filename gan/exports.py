@@ -2,8 +2,11 @@
 
 An export is a TensorFlow SavedModel directory `exports/generator-KIMG/` whose
 `serving_default` signature maps `latent` (float32, [N, latent_dim]) and
-`label` (int32, [N]) to `images` (float32, [N, 32, 32, 3], in [-1, 1]). It
-loads in the bot and in TensorFlow Serving alike. Next to the SavedModel files
+`label` (int32, [N]) to `images` (float32, [N, 32, 32, 3], in [-1, 1]). A
+second signature, `mix`, takes `class_weights` (float32, [N, num_classes])
+in place of labels and blends the classes' conditioning, for walks between
+classes; unconditional models ignore it. The export loads in the bot and in
+TensorFlow Serving alike. Next to the SavedModel files
 it holds `export.json`, the same description the manifest carries, so an export
 directory can be served without a run directory around it.
 
@@ -199,6 +202,16 @@ def _serving_module(generator, config: ModelConfig):
             images = self.generator((latent, label), training=False)
             return {"images": tf.ensure_shape(images, [None, IMAGE_SIZE, IMAGE_SIZE, 3])}
 
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, config.latent_dim], tf.float32, name="latent"),
+                tf.TensorSpec([None, config.num_classes], tf.float32, name="class_weights"),
+            ]
+        )
+        def mix(self, latent, class_weights):
+            images = self.generator((latent, class_weights), training=False)
+            return {"images": tf.ensure_shape(images, [None, IMAGE_SIZE, IMAGE_SIZE, 3])}
+
     return GeneratorModule()
 
 
@@ -241,7 +254,7 @@ def write_export(
     )
     try:
         module = _serving_module(generator, config)
-        tf.saved_model.save(module, str(temporary), signatures={"serving_default": module.serve})
+        tf.saved_model.save(module, str(temporary), signatures={"serving_default": module.serve, "mix": module.mix})
         info = manifest.to_dict()
         info["path"] = "."
         atomic_write_json(temporary / EXPORT_INFO, info)

@@ -152,10 +152,18 @@ class ConditionalBatchNorm(keras.layers.Layer):
 
     def call(self, inputs, labels, training=False):
         normalized = self.norm(inputs, training=training)
-        labels = tf.cast(labels, tf.int32)  # Keras casts call arguments to the float compute dtype.
-        gamma = tf.cast(tf.gather(self.gamma, labels), normalized.dtype)[:, None, None, :]
-        beta = tf.cast(tf.gather(self.beta, labels), normalized.dtype)[:, None, None, :]
+        gamma, beta = self._lookup(self.gamma, labels), self._lookup(self.beta, labels)
+        gamma = tf.cast(gamma, normalized.dtype)[:, None, None, :]
+        beta = tf.cast(beta, normalized.dtype)[:, None, None, :]
         return normalized * gamma + beta
+
+    @staticmethod
+    def _lookup(table, labels):
+        # Labels are class indices [N], or class weights [N, num_classes] that
+        # mix the classes' scales and shifts (used for walks between classes).
+        if labels.shape.rank == 2:
+            return tf.matmul(tf.cast(labels, table.dtype), table)
+        return tf.gather(table, tf.cast(labels, tf.int32))  # Keras casts call arguments to float.
 
 
 def _upsample(x):

@@ -1,0 +1,117 @@
+"""Start the bot: on Discord, or as the offline console.
+
+    python -m bot                  # Discord if DISCORD_TOKEN is set, else the console
+    python -m bot --discord        # Discord; exit 1 without a token
+    python -m bot --console        # console on stdin/stdout, even with a token
+    gan-bot --console --run runs/NAME
+
+Exit status: 0 after a clean stop (SIGINT, SIGTERM, /quit, end of input),
+1 when nothing can be served or Discord rejects the token, 2 for invalid
+settings or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="gan-bot", description="Discord bot (or offline console) that draws images with a GAN.")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--discord", action="store_true", help="connect to Discord (needs DISCORD_TOKEN)")
+    mode.add_argument("--console", action="store_true", help="run the offline console on standard input")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--run", type=Path, metavar="DIR", help="run directory to serve and report on (overrides GAN_RUN_DIR)")
+    source.add_argument("--export", type=Path, metavar="DIR", help="export directory to serve (overrides GAN_EXPORT)")
+    parser.add_argument("--env-file", type=Path, metavar="PATH", help="settings file to load (default: .env in the current directory)")
+    return parser.parse_args(argv)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def build_service(settings: Settings):
+    """Create (not start) the generation service; an export path wins over the run directory's manifest."""
+    from gan.service import GenerationService
+
+    return GenerationService(
+        run_dir=settings.run_dir if settings.export_path is None else None,
+        export_path=settings.export_path,
+        manifest=settings.manifest,
+        poll_interval=settings.reload_interval,
+        gpu_memory_mb=settings.gpu_memory_mb,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    # Settings.
+    try:
+        settings = load_settings(env_file=args.env_file)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if args.run is not None:
+        settings = dataclasses.replace(settings, run_dir=args.run, export_path=None)
+    if args.export is not None:
+        settings = dataclasses.replace(settings, export_path=args.export)
+    configure_logging(settings.log_level)
+    use_discord = args.discord or (not args.console and settings.discord_token is not None)
+    if use_discord and settings.discord_token is None:
+        print(
+            "DISCORD_TOKEN is not set. Put the bot token in the environment or in .env, "
+            "or run the offline console with --console.",
+            file=sys.stderr,
+        )
+        return 1
+    log.info("Starting %s with %s", "the Discord bot" if use_discord else "the offline console", settings)
+
+    # Load the model before connecting, so the first command finds it.
+    from gan.service import ModelUnavailable
+
+    service = build_service(settings)
+    try:
+        service.start()
+    except ModelUnavailable as error:
+        print(error, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        service.close()
+        return 0
+    try:
+        if not use_discord:
+            from bot.console import run_console
+
+            return run_console(settings, service)
+        return _run_discord(settings, service)
+    finally:
+        service.close()
+
+
+def _run_discord(settings: Settings, service) -> int:
+    import discord
+
+    from bot.client import run_bot
+
+    try:
+        asyncio.run(run_bot(settings, service))
+    except discord.LoginFailure:
+        print("Discord rejected the token in DISCORD_TOKEN. Copy a new one from the Developer Portal (Bot > Reset Token).", file=sys.stderr)
+        return 1
+    log.info("Stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Settings from the environment and .env, and how `python -m bot` reports bad ones."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.__main__ import main
+from bot.settings import Settings, SettingsError, load_settings
+
+TOKEN = "MTIz.settings-test.token-value"
+
+
+@pytest.fixture
+def clean_environ(monkeypatch, tmp_path):
+    """A private os.environ without bot settings, and a working directory without .env."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("BOT_", "GAN_", "DISCORD_"))}
+    environ.pop("LOG_LEVEL", None)
+    monkeypatch.setattr(os, "environ", environ)
+    monkeypatch.chdir(tmp_path)
+    return environ
+
+
+def test_settings_defaults():
+    assert load_settings({}) == Settings()
+
+
+def test_settings_parse_every_variable():
+    settings = load_settings(
+        {
+            "DISCORD_TOKEN": TOKEN,
+            "GAN_RUN_DIR": "runs/small",
+            "GAN_EXPORT": "exports/generator-000070",
+            "GAN_MANIFEST": "best",
+            "DISCORD_GUILD_ID": "123456789012345678",
+            "BOT_ADMIN_ROLE_IDS": "11, 12,",
+            "BOT_ADMIN_USER_IDS": "21",
+            "BOT_QUEUE_SIZE": "8",
+            "BOT_MAX_PER_USER": "2",
+            "BOT_COOLDOWN_SECONDS": "0",
+            "GAN_RELOAD_INTERVAL": "2.5",
+            "GAN_GPU_MEMORY_MB": "1024",
+            "BOT_STALE_SECONDS": "60",
+            "BOT_OUTPUT_DIR": "out/images",
+            "LOG_LEVEL": "debug",
+            "BOT_SHUTDOWN_SECONDS": "10",
+            "BOT_BUTTONS_REQUESTER_ONLY": "yes",
+        }
+    )
+    assert settings == Settings(
+        discord_token=TOKEN,
+        run_dir=Path("runs/small"),
+        export_path=Path("exports/generator-000070"),
+        manifest="best",
+        guild_id=123456789012345678,
+        admin_role_ids=frozenset({11, 12}),
+        admin_user_ids=frozenset({21}),
+        queue_size=8,
+        max_per_user=2,
+        cooldown_seconds=0.0,
+        reload_interval=2.5,
+        gpu_memory_mb=1024,
+        stale_seconds=60.0,
+        output_dir=Path("out/images"),
+        log_level="DEBUG",
+        shutdown_seconds=10.0,
+        buttons_requester_only=True,
+    )
+
+
+def test_settings_empty_value_is_unset():
+    assert load_settings({"GAN_RUN_DIR": "", "BOT_QUEUE_SIZE": "  "}) == Settings()
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("BOT_QUEUE_SIZE", "ten", "BOT_QUEUE_SIZE must be a positive integer, got 'ten'."),
+        ("BOT_QUEUE_SIZE", "0", "BOT_QUEUE_SIZE must be a positive integer, got '0'."),
+        ("BOT_MAX_PER_USER", "1.5", "BOT_MAX_PER_USER must be a positive integer, got '1.5'."),
+        ("GAN_GPU_MEMORY_MB", "-1", "GAN_GPU_MEMORY_MB must be a positive integer, got '-1'."),
+        ("BOT_COOLDOWN_SECONDS", "-2", "BOT_COOLDOWN_SECONDS must be a number of seconds, 0 or more, got '-2'."),
+        ("BOT_COOLDOWN_SECONDS", "nan", "BOT_COOLDOWN_SECONDS must be a number of seconds, 0 or more, got 'nan'."),
+        ("GAN_RELOAD_INTERVAL", "0", "GAN_RELOAD_INTERVAL must be a number of seconds greater than 0, got '0'."),
+        ("BOT_STALE_SECONDS", "soon", "BOT_STALE_SECONDS must be a number of seconds greater than 0, got 'soon'."),
+        ("GAN_MANIFEST", "newest", "GAN_MANIFEST must be one of latest, best, got 'newest'."),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'."),
+        ("DISCORD_GUILD_ID", "my-server", "DISCORD_GUILD_ID must be a Discord id (a positive integer), got 'my-server'."),
+        (
+            "BOT_ADMIN_ROLE_IDS",
+            "11,admins",
+            "BOT_ADMIN_ROLE_IDS must be a comma-separated list of Discord ids (positive integers), got '11,admins'.",
+        ),
+        ("BOT_BUTTONS_REQUESTER_ONLY", "maybe", "BOT_BUTTONS_REQUESTER_ONLY must be true or false, got 'maybe'."),
+    ],
+)
+def test_settings_invalid_value(name, value, message):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value})
+    assert str(caught.value) == message
+
+
+def test_settings_token_not_in_repr():
+    assert TOKEN not in repr(load_settings({"DISCORD_TOKEN": TOKEN}))
+
+
+def test_env_file_is_read(clean_environ, tmp_path):
+    (tmp_path / ".env").write_text("BOT_QUEUE_SIZE=7\nGAN_RUN_DIR=runs/from-env-file\n")
+    settings = load_settings()
+    assert settings.queue_size == 7
+    assert settings.run_dir == Path("runs/from-env-file")
+
+
+def test_environment_wins_over_env_file(clean_environ, tmp_path):
+    (tmp_path / ".env").write_text("BOT_QUEUE_SIZE=7\n")
+    clean_environ["BOT_QUEUE_SIZE"] = "3"
+    assert load_settings().queue_size == 3
+
+
+def test_env_file_option_reads_named_file(clean_environ, tmp_path):
+    path = tmp_path / "bot.env"
+    path.write_text("BOT_COOLDOWN_SECONDS=9\n")
+    assert load_settings(env_file=path).cooldown_seconds == 9.0
+
+
+def test_env_file_option_missing_file(clean_environ, tmp_path):
+    with pytest.raises(SettingsError, match="was not found"):
+        load_settings(env_file=tmp_path / "absent.env")
+
+
+# `python -m bot` start-up, in process; each case stops before TensorFlow loads.
+
+
+def test_main_invalid_setting_exits_2(clean_environ, capsys):
+    clean_environ["BOT_QUEUE_SIZE"] = "ten"
+    assert main(["--console"]) == 2
+    assert capsys.readouterr().err == "BOT_QUEUE_SIZE must be a positive integer, got 'ten'.\n"
+
+
+def test_main_discord_without_token_exits_1(clean_environ, capsys):
+    assert main(["--discord"]) == 1
+    assert capsys.readouterr().err.startswith("DISCORD_TOKEN is not set.")
+
+
+def test_main_no_model_exits_1(clean_environ, capsys, tmp_path):
+    clean_environ["GAN_RUN_DIR"] = str(tmp_path / "no-such-run")
+    assert main(["--console"]) == 1
+    assert "no-such-run not found" in capsys.readouterr().err
+
+
+def test_main_never_logs_token(clean_environ, capsys, caplog, tmp_path):
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={TOKEN}\nGAN_RUN_DIR={tmp_path / 'no-such-run'}\n")
+    with caplog.at_level(logging.DEBUG):
+        main(["--console"])
+    captured = capsys.readouterr()
+    assert "Starting the offline console" in caplog.text
+    assert TOKEN not in caplog.text + captured.out + captured.err

@@ -1,0 +1,221 @@
+"""Models and the training loop on the tiny preset: shapes, steps, exact resume, exports."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cifar_fixtures import small_archive  # noqa: F401
+from gan.config import PRESETS, TrainConfig
+from gan.data import load_dataset
+from gan.exports import ExportError, hash_export, read_manifest
+from gan.models import build_discriminator, build_generator
+from gan.training import Trainer, TrainingError
+
+TINY = PRESETS["tiny"]
+
+
+def tiny_config(archive, **overrides) -> TrainConfig:
+    values = dict(model=TINY, data=str(archive), batch_size=8, total_kimg=1.0, tick_kimg=0.016, snapshot_kimg=0.5)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def dataset(small_archive):
+    return load_dataset(small_archive)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "dense"])
+def test_generator_output_shape_every_class(preset):
+    config = PRESETS[preset]
+    generator = build_generator(config)
+    labels = tf.range(config.num_classes)
+    images = generator((tf.random.normal((config.num_classes, config.latent_dim)), labels), training=False)
+    assert images.shape == (10, 32, 32, 3)
+    assert float(tf.reduce_max(tf.abs(images))) <= 1.0
+
+
+@pytest.mark.parametrize("preset", ["tiny", "dense"])
+def test_discriminator_output_shape(preset):
+    config = PRESETS[preset]
+    scores = build_discriminator(config)((tf.zeros((4, 32, 32, 3)), tf.constant([0, 3, 7, 9])), training=False)
+    assert scores.shape == (4,)
+
+
+def test_generator_class_changes_image():
+    generator = build_generator(TINY)
+    latent = tf.random.normal((1, TINY.latent_dim))
+    cat = generator((latent, tf.constant([3])), training=False)
+    dog = generator((latent, tf.constant([5])), training=False)
+    # Freshly built conditional BN starts at identity; perturb one class's shift.
+    norm = generator.blocks[0].norm1
+    norm.beta.assign(norm.beta + tf.one_hot([5], TINY.num_classes)[0][:, None] * 0.5)
+    dog_after = generator((latent, tf.constant([5])), training=False)
+    assert np.allclose(cat.numpy(), dog.numpy())
+    assert not np.allclose(dog.numpy(), dog_after.numpy())
+
+
+def test_step_changes_weights_finite_losses(dataset, tmp_path):
+    trainer = Trainer(tiny_config(dataset.source), tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    before_g = [w.numpy().copy() for w in trainer.generator.trainable_variables]
+    before_d = [w.numpy().copy() for w in trainer.discriminator.trainable_variables]
+    losses = trainer.run_steps(trainer.make_iterator(), 1)
+    assert np.isfinite(losses["loss_d"])
+    assert np.isfinite(losses["loss_g"])
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before_g, trainer.generator.trainable_variables))
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before_d, trainer.discriminator.trainable_variables))
+
+
+def test_train_step_traces_once(dataset, tmp_path):
+    trainer = Trainer(tiny_config(dataset.source), tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    trainer.run_steps(trainer.make_iterator(), 3)
+    assert trainer.trace_count == 1
+
+
+def _all_weights(trainer: Trainer) -> list[np.ndarray]:
+    models = (trainer.generator, trainer.discriminator, trainer.generator_ema)
+    weights = [w.numpy() for model in models for w in model.weights]
+    weights += [v.numpy() for v in trainer.optimizer_g.variables + trainer.optimizer_d.variables]
+    return weights
+
+
+def test_resume_matches_straight_run(dataset, tmp_path):
+    config = tiny_config(dataset.source)
+
+    straight = Trainer(config, tmp_path / "straight", dataset)
+    straight.prepare_run_dir(resume=False)
+    straight.run_steps(straight.make_iterator(), 4)
+
+    first = Trainer(config, tmp_path / "resumed", dataset)
+    first.prepare_run_dir(resume=False)
+    first.run_steps(first.make_iterator(), 2)
+    first.save_checkpoint()
+
+    second = Trainer(config, tmp_path / "resumed", dataset)
+    second.prepare_run_dir(resume=True)
+    assert int(second.step.numpy()) == 2
+    second.run_steps(second.make_iterator(), 2)
+
+    for expected, actual in zip(_all_weights(straight), _all_weights(second)):
+        np.testing.assert_array_equal(expected, actual)
+
+
+def test_resume_incompatible_config_rejected(dataset, tmp_path):
+    trainer = Trainer(tiny_config(dataset.source), tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    trainer.save_checkpoint()
+    other = Trainer(tiny_config(dataset.source, batch_size=16), tmp_path / "run", dataset)
+    with pytest.raises(TrainingError, match="batch size 8 != 16"):
+        other.prepare_run_dir(resume=True)
+
+
+def test_existing_run_without_resume_rejected(dataset, tmp_path):
+    trainer = Trainer(tiny_config(dataset.source), tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    trainer.save_checkpoint()
+    with pytest.raises(TrainingError, match="--resume"):
+        Trainer(tiny_config(dataset.source), tmp_path / "run", dataset).prepare_run_dir(resume=False)
+
+
+def test_train_writes_run_directory(dataset, tmp_path):
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config(dataset.source, total_kimg=0.064, snapshot_kimg=0.032), run, dataset)
+    trainer.prepare_run_dir(resume=False)
+    assert trainer.train() == "finished"
+
+    status = json.loads((run / "status.json").read_text())
+    manifest = read_manifest(run / "exports" / "latest.json")
+    assert status["state"] == "finished"
+    assert status["kimg"] == pytest.approx(0.064)
+    assert status["last_export"]["path"] == str(manifest.path)
+    assert Path(status["last_sample"]["path"]).is_file()
+    assert manifest.sha256 == hash_export(manifest.path)
+    assert manifest.class_names == dataset.class_names
+    assert json.loads((run / "config.json").read_text())["model"]["preset"] == "tiny"
+    assert list((run / "logs").iterdir())
+
+
+def test_export_serves_ema_generator(dataset, tmp_path):
+    trainer = Trainer(tiny_config(dataset.source), tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    trainer.run_steps(trainer.make_iterator(), 2)
+    manifest = trainer.export()
+    serve = tf.saved_model.load(str(manifest.path)).signatures["serving_default"]
+    latent = tf.random.normal((3, TINY.latent_dim))
+    labels = tf.constant([1, 2, 3])
+    exported = serve(latent=latent, label=labels)["images"].numpy()
+    expected = trainer.generator_ema((latent, labels), training=False).numpy()
+    np.testing.assert_allclose(exported, expected, atol=1e-6)
+
+
+def test_manifest_reader_never_sees_partial_export(dataset, tmp_path):
+    trainer = Trainer(tiny_config(dataset.source), tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    manifest_path = tmp_path / "run" / "exports" / "latest.json"
+    trainer.export()
+    failures: list[str] = []
+    loads = []
+    done = threading.Event()
+
+    def reader():
+        while not done.is_set():
+            try:
+                manifest = read_manifest(manifest_path)
+                if hash_export(manifest.path) != manifest.sha256:
+                    failures.append(f"hash mismatch for {manifest.path}")
+                tf.saved_model.load(str(manifest.path))
+                loads.append(manifest.step)
+            except (ExportError, OSError) as error:
+                failures.append(str(error))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for _ in range(4):
+            trainer.run_steps(trainer.make_iterator(), 1)
+            trainer.export()
+    finally:
+        done.set()
+        thread.join(timeout=60)
+    assert failures == []
+    assert len(loads) > 0
+
+
+def test_two_logical_cpus_train(tmp_path, small_archive):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "gan.cli.train", "--data", str(small_archive), "--preset", "tiny", "--out", str(run), "--batch", "8", "--kimg", "1", "--max-steps", "2", "--cpu-replicas", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "on 2 replica(s)" in result.stderr
+    status = json.loads((run / "status.json").read_text())
+    assert status["step"] == 2
+
+
+def test_odd_batch_rejected_on_two_replicas(tmp_path, small_archive):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "gan.cli.train", "--data", str(small_archive), "--preset", "tiny", "--out", str(tmp_path / "run"), "--batch", "7", "--cpu-replicas", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 2
+    assert "does not divide across 2 replicas" in result.stderr
+
+
+def test_dense_preset_trains(dataset, tmp_path):
+    config = dataclasses.replace(tiny_config(dataset.source), model=PRESETS["dense"])
+    trainer = Trainer(config, tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    losses = trainer.run_steps(trainer.make_iterator(), 2)
+    assert np.isfinite(losses["loss_g"])
