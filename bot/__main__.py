@@ -1,9 +1,9 @@
 """Start the bot: on Discord, or as the offline console.
 
-    python -m bot                  # Discord if DISCORD_TOKEN is set, else the console
-    python -m bot --discord        # Discord; exit 1 without a token
-    python -m bot --console        # console on stdin/stdout, even with a token
-    gan-bot --console --run runs/NAME
+    python -m bot                      # Discord if DISCORD_TOKEN is set, else the console
+    python -m bot --discord            # Discord, or exit 1 without a token
+    python -m bot --console            # the console on stdin/stdout, even with a token
+    gan-bot --console --run runs/NAME  # the console on a training run
 
 Exit status: 0 after a clean stop (SIGINT, SIGTERM, /quit, end of input),
 1 when nothing can be served or Discord rejects the token, 2 for invalid

@@ -1,4 +1,4 @@
-"""The discord.py client: command tree, persistent buttons, answering interactions, shutdown.
+"""The discord.py client: command tree, persistent buttons, interaction responses, shutdown.
 
 Run it with `run_bot(settings, service)` after starting the generation
 service; it returns once the bot has shut down, after SIGINT or SIGTERM.
@@ -17,7 +17,7 @@ from bot.commands import register_commands
 from bot.handlers import CommandHandlers
 from bot.limits import SHUTDOWN_MESSAGE, GenerationQueue
 from bot.messages import ButtonSpec, Reply, Request
-from bot.responder import ANSWERED, report_error, request_from_interaction, send_reply
+from bot.responder import RESPONDED, report_error, request_from_interaction, send_reply
 from bot.settings import Settings
 from bot.views import GenerationButton
 
@@ -27,7 +27,7 @@ CANCEL_GRACE_SECONDS = 5.0  # after the shutdown wait, time given to cancelled r
 
 
 class GanCommandTree(app_commands.CommandTree):
-    """The command tree whose error handler answers every failed command exactly once."""
+    """The command tree whose error handler sends the one response a failed command still lacks."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
         command = interaction.command.qualified_name if interaction.command is not None else "unknown"
@@ -37,18 +37,18 @@ class GanCommandTree(app_commands.CommandTree):
 class GanBot(discord.Client):
     """A client that serves /generate, /model and /train status from one generation service."""
 
-    def __init__(self, settings: Settings, service, queue: GenerationQueue | None = None):
-        # Slash commands and buttons need no privileged intents; guilds keeps the
-        # guild and role cache that admin checks by role read.
+    def __init__(self, settings: Settings, service):
+        # Slash commands and buttons need no privileged intents. The guilds intent
+        # fills the guild and role cache, which the admin check by role reads.
         super().__init__(intents=discord.Intents(guilds=True))
         self.settings = settings
         self.service = service
-        self.queue = queue or GenerationQueue(settings.queue_size, settings.max_per_user, settings.cooldown_seconds)
+        self.queue = GenerationQueue(settings.queue_size, settings.max_per_user, settings.cooldown_seconds)
         self.handlers = CommandHandlers(service, self.queue, settings)
         self.tree = GanCommandTree(self)
         register_commands(self.tree, tuple(service.class_names))
         self.synced_commands: int | None = None  # commands Discord accepted at the last sync
-        self._active: set[asyncio.Task] = set()  # tasks answering an interaction right now
+        self._active: set[asyncio.Task] = set()  # tasks responding to an interaction right now
         self._shutdown: asyncio.Task | None = None
         self._stop_waiting = asyncio.Event()
 
@@ -83,7 +83,7 @@ class GanBot(discord.Client):
         if served is not None:
             log.info("Serving export %s at step %d", served.path, served.step)
 
-    # Answering interactions.
+    # Responding to interactions.
 
     async def respond(self, interaction: discord.Interaction, request: Request) -> None:
         """Run the handler for `request` and send its reply; errors propagate to the caller."""
@@ -98,14 +98,14 @@ class GanBot(discord.Client):
             await send_reply(interaction, reply)
         except asyncio.CancelledError:
             # Only shutdown cancels these tasks, after its wait ran out.
-            if not interaction.extras.get(ANSWERED):
+            if not interaction.extras.get(RESPONDED):
                 await asyncio.shield(self._say_shutting_down(interaction))
             raise
         finally:
             self._active.discard(task)
 
     async def respond_to_button(self, interaction: discord.Interaction, spec: ButtonSpec) -> None:
-        """Answer a Re-roll or Variations press; unlike commands, button errors have no tree handler."""
+        """Respond to a Re-roll or Variations press and report its errors, which reach no command tree handler."""
         try:
             request = request_from_interaction(interaction, spec.action, spec.request_options())
             await self.respond(interaction, request)
@@ -127,6 +127,10 @@ class GanBot(discord.Client):
         await self._shutdown
         await super().close()
 
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown is not None
+
     def stop_waiting(self) -> None:
         """End the wait for requests in flight early (a second SIGINT or SIGTERM)."""
         self._stop_waiting.set()
@@ -143,7 +147,7 @@ class GanBot(discord.Client):
             stop.cancel()
         await self._cancel_remaining()
 
-        # Every request is answered or cancelled by now, so no one waits for jobs still running.
+        # Every request has its response or was cancelled by now, so no one waits for jobs still running.
         self.queue.close(timeout=0)
         log.info("Stopped handling requests; disconnecting from Discord")
 
@@ -168,10 +172,12 @@ async def run_bot(settings: Settings, service) -> None:
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
 
+    closing_tasks = set()  # the event loop keeps only weak references to tasks
+
     def on_signal(signum: int) -> None:
-        if bot._shutdown is None:
+        if not bot.shutting_down:
             log.info("Received %s: shutting down", signal.Signals(signum).name)
-            loop.create_task(bot.close())
+            closing_tasks.add(loop.create_task(bot.close()))
         else:
             log.info("Received %s again: no longer waiting for requests in flight", signal.Signals(signum).name)
             bot.stop_waiting()

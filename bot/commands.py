@@ -1,7 +1,7 @@
-"""The slash commands as Discord sees them: names, options, descriptions, permissions.
+"""The slash commands as Discord shows them: names, options, descriptions, permissions.
 
 Each callback only turns the interaction into a Request and hands it to the
-client, which runs the shared handler and answers. Errors raised here reach
+client, which runs the shared handler and sends the response. Errors raised here reach
 the command tree's error handler.
 """
 
@@ -49,7 +49,7 @@ async def model(interaction: discord.Interaction) -> None:
 
 
 # Discord hides the group from members without Manage Server; the handler checks again,
-# because server admins can change who sees it under Integrations.
+# because server admins can change who may use it under Integrations.
 @app_commands.default_permissions(manage_guild=True)
 class TrainGroup(app_commands.Group, name="train", description="Training run commands for server managers"):
     @app_commands.command(name="status")

@@ -57,7 +57,7 @@ COMMANDS = {
 
 
 class ConsoleError(ValueError):
-    """A line that is not a valid command; the message says what to type instead."""
+    """A line that is not a valid command. The message explains what to type instead."""
 
 
 def parse_line(line: str) -> tuple[ConsoleCommand, dict[str, str]]:
@@ -124,6 +124,7 @@ class Console:
 
     def close(self) -> None:
         self.queue.close(timeout=5)
+        self._loop.run_until_complete(self._loop.shutdown_default_executor())
         self._loop.close()
 
     def run(self, source: TextIO, interactive: bool) -> int:
@@ -133,12 +134,13 @@ class Console:
         while True:
             try:
                 line = input(PROMPT) if interactive else source.readline()
+                if not interactive and not line:
+                    return 0
+                if not self.execute(line):
+                    return 0
             except (EOFError, KeyboardInterrupt):
+                # Ctrl-D or Ctrl-C, at the prompt or during a command, leaves the console.
                 self._print("")
-                return 0
-            if not interactive and not line:
-                return 0
-            if not self.execute(line):
                 return 0
 
     def execute(self, line: str) -> bool:
@@ -182,11 +184,15 @@ class Console:
     def show(self, reply: Reply) -> None:
         # Discord renders **bold** and `code`; a terminal shows the bare text.
         self._print(reply.text.replace("**", "").replace("`", ""))
-        if reply.files:
-            self.settings.output_dir.mkdir(parents=True, exist_ok=True)
         for file in reply.files:
             path = Path(self.settings.output_dir) / file.filename
-            path.write_bytes(file.data)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(file.data)
+            except OSError as error:
+                log.error("Could not write %s: %s", path, error)
+                self._print(f"Could not write {path}: {error.strerror or error}. Set BOT_OUTPUT_DIR to a writable folder.")
+                continue
             self._print(f"Saved {path}")
         if reply.buttons:
             self.last_buttons = reply.buttons
@@ -197,7 +203,7 @@ class Console:
 
 
 async def _no_defer(ephemeral: bool) -> None:
-    """The console has no response deadline, so deferring does nothing."""
+    """Do nothing, because the console has no response deadline."""
 
 
 def run_console(settings: Settings, service, source: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:

@@ -1,6 +1,6 @@
-"""The reply and log record for errors nobody expected.
+"""The reply and log record for unexpected errors.
 
-The user gets a short apology with an error id; the log gets the same id with
+The user gets a short apology with an error id. The log gets the same id with
 the interaction id, user id, command and traceback, so the operator can find
 the one from the other.
 """

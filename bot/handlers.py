@@ -2,9 +2,9 @@
 
 Each handler takes a Request and returns a Reply. Everything cheap (option
 validation, permission checks, admission to the generation queue) happens
-before the handler calls `defer`, so every refusal can still be ephemeral;
-slow work (generation, rendering, reading files) runs off the event loop
-after it.
+before the handler calls `defer`, so every rejection can still be ephemeral.
+Slow work (generation, rendering, reading files) runs off the event loop
+after the defer.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ NO_MODEL_MESSAGE = "No model is loaded, so nothing can be generated. Ask the bot
 GENERATE_OPTIONS = {
     "class": "Class of every image, or random for a random class per image (default random)",
     "count": f"Number of images, 1 to {MAX_COUNT} (default {DEFAULT_COUNT})",
-    "seed": f"Seed, 0 to {MAX_SEED}; the same seed and model give the same images (default: a new one)",
+    "seed": f"Seed, 0 to {MAX_SEED}. The same seed and model give the same images (default: a new one)",
 }
 
 
@@ -70,6 +70,7 @@ class GenerationOptions:
 
 
 def draw_seed() -> int:
+    """Draw a seed from the range users can type back, 0 to MAX_SEED."""
     return secrets.randbelow(MAX_SEED + 1)
 
 
@@ -166,6 +167,9 @@ class CommandHandlers:
         try:
             return await asyncio.wrap_future(future)
         except (GenerationError, ModelUnavailable) as error:
+            log.warning(
+                "Generation failed for user %s (interaction %s): %s", request.user_id, request.interaction_id, error
+            )
             return Reply(str(error))
 
     def _render_generation(self, options: GenerationOptions, heading: str, owner_id: int, attachment_limit: int) -> Reply:
@@ -204,7 +208,7 @@ class CommandHandlers:
     # /train status.
 
     def is_admin(self, request: Request) -> bool:
-        """Manage Server permission, or a role or user listed in BOT_ADMIN_ROLE_IDS / BOT_ADMIN_USER_IDS."""
+        """Return whether the user has Manage Server, or a role or user id listed in BOT_ADMIN_ROLE_IDS / BOT_ADMIN_USER_IDS."""
         return (
             request.manage_guild
             or request.user_id in self.settings.admin_user_ids
@@ -231,6 +235,7 @@ class CommandHandlers:
         try:
             status = read_status(run_dir)
         except StatusUnavailable as error:
+            log.info("No training status to show: %s", error)
             return Reply(str(error), ephemeral=True)
         now = dt.datetime.now(dt.timezone.utc)
         liveness = check_liveness(status, now, self.settings.stale_seconds)
@@ -286,7 +291,7 @@ def grid_filename(options: GenerationOptions, class_names: tuple[str, ...]) -> s
 
 
 def describe_generation(generation, options: GenerationOptions) -> str:
-    """One line naming the classes, the seed and the model step, e.g. "4 × cat, seed 7, model step 1200."."""
+    """Format one line naming the classes, the seed and the model step, e.g. "4 × **cat**, seed 7, model step 1200."."""
     names = generation.class_names
     if options.class_index is not None:
         classes = f"{len(names)} × **{names[0]}**"
@@ -303,16 +308,18 @@ def describe_generation(generation, options: GenerationOptions) -> str:
 
 
 def describe_model(served, service, settings: Settings) -> str:
-    """The lines /model shows about the served export."""
+    """Format the lines /model shows about the served export."""
     now = dt.datetime.now(dt.timezone.utc)
     if served.source == "run":
-        source = f"the {settings.manifest} export of training run `{Path(str(settings.run_dir)).name}`"
+        # Exports live in RUN_DIR/exports/generator-KIMG.
+        source = f"the {settings.manifest} export of training run `{Path(served.path).parent.parent.name}`"
     elif served.source == "export":
         source = f"the export `{Path(served.path).name}`"
     else:
         source = "the pretrained model shipped with the bot"
 
-    # Only directory names, not full paths: /model is open to everyone.
+    # Directory names only, not full paths, because /model is open to everyone.
+    # NOTE: the service's reload error text may still name full paths.
     lines = [
         f"**Serving** {source}: step {served.step} ({served.kimg:.1f} kimg), preset {served.preset}.",
         f"Exported: {served.created}",

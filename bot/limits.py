@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class LimitExceeded(Exception):
-    """A request was not admitted; the message tells the user what to wait for."""
+    """A request was not admitted. The message names what the user must wait for."""
 
 
 class ShuttingDown(LimitExceeded):

@@ -13,8 +13,8 @@ from typing import Any, Awaitable, Callable, Mapping
 # Discord's default attachment limit for servers without boosts (discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES in 2.7).
 DEFAULT_ATTACHMENT_LIMIT = 10 * 1024 * 1024  # bytes
 
-# Called by a handler once the request is valid and admitted, before slow work;
-# the argument says whether the reply that follows will be ephemeral.
+# Called by a handler once the request is valid and admitted, before slow work.
+# The argument is True when the reply that follows will be ephemeral.
 Defer = Callable[[bool], Awaitable[None]]
 
 
@@ -27,7 +27,7 @@ class Request:
     user_name: str
     options: Mapping[str, Any] = field(default_factory=dict)  # raw values: ints from Discord, strings from the console
     role_ids: frozenset[int] = frozenset()
-    manage_guild: bool = False  # the user holds Manage Server (or Administrator) where the command ran
+    manage_guild: bool = False  # the user has Manage Server (or Administrator) where the command ran
     interaction_id: int | None = None  # None outside Discord
     attachment_limit: int = DEFAULT_ATTACHMENT_LIMIT  # largest file, bytes, the reply may carry
 
@@ -68,9 +68,9 @@ class ButtonSpec:
 
 @dataclass(frozen=True)
 class Reply:
-    """What the user sees: text, optional files and buttons."""
+    """The message shown to the user: text, optional files and buttons."""
 
     text: str
     files: tuple[Attachment, ...] = ()
-    ephemeral: bool = False  # only the requester sees it (Discord); shown as usual in the console
+    ephemeral: bool = False  # visible to the requester only on Discord; printed as usual in the console
     buttons: tuple[ButtonSpec, ...] = ()

@@ -1,9 +1,9 @@
 """Translation between discord.py interactions and the handlers' Request and Reply.
 
-Every path that answers an interaction goes through `send_reply`, which uses
-`response.send_message` while the interaction is unanswered and
-`followup.send` once it was deferred, and marks the interaction as answered
-so the error handler never answers it a second time.
+Every response to an interaction goes through `send_reply`. It uses
+`response.send_message` while the interaction has no response and
+`followup.send` once it was deferred. It then marks the interaction as
+responded to, so the error handler never sends a second response.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bot.views import build_view
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_LENGTH = 2000  # characters in one Discord message
-ANSWERED = "gan_answered"  # key in Interaction.extras set once the final reply went out
+RESPONDED = "gan_responded"  # key in Interaction.extras, set once the final reply went out
 
 
 def request_from_interaction(interaction: discord.Interaction, command: str, options: dict) -> Request:
@@ -44,7 +44,7 @@ def request_from_interaction(interaction: discord.Interaction, command: str, opt
 
 
 async def send_reply(interaction: discord.Interaction, reply: Reply) -> None:
-    """Answer `interaction` with `reply`, as its response or, once deferred, as its followup."""
+    """Send `reply` as the response to `interaction` or, once deferred, as its followup."""
     text = reply.text
     if len(text) > MAX_MESSAGE_LENGTH:
         text = text[: MAX_MESSAGE_LENGTH - 1] + "…"
@@ -64,11 +64,11 @@ async def send_reply(interaction: discord.Interaction, reply: Reply) -> None:
         await interaction.followup.send(**arguments)
     else:
         await interaction.response.send_message(**arguments)
-    interaction.extras[ANSWERED] = True
+    interaction.extras[RESPONDED] = True
 
 
 async def report_error(interaction: discord.Interaction, error: Exception, command: str) -> None:
-    """Log an error that escaped a handler and tell the user, unless the interaction was already answered."""
+    """Log an error that escaped a handler and tell the user, unless the interaction already has its response."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
 
@@ -82,7 +82,7 @@ async def report_error(interaction: discord.Interaction, error: Exception, comma
     else:
         text = log_unexpected(error, command, interaction.user.id, interaction.id)
 
-    if interaction.extras.get(ANSWERED):
+    if interaction.extras.get(RESPONDED):
         return
     try:
         await send_reply(interaction, Reply(text, ephemeral=True))

@@ -1,8 +1,8 @@
 """Reading a run directory's `status.json` and describing it for /train status.
 
-The trainer rewrites `status.json` atomically at every tick. Its state says
+The trainer rewrites `status.json` atomically at every tick. Its state stays
 "running" until the trainer exits cleanly, so a trainer that was killed
-leaves "running" behind: the age of `updated` and the process id tell
+leaves "running" behind. The age of `updated` and the process id show
 whether it is still alive.
 """
 
@@ -24,7 +24,7 @@ START_TRAINING_HINT = (
 
 
 class StatusUnavailable(Exception):
-    """The run directory or its status.json is missing or unreadable; the message says what to do."""
+    """The run directory or its status.json is missing or unreadable. The message explains what to do."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def _process_exists(pid: int) -> bool:
 
 
 def format_duration(seconds: float) -> str:
-    """Format a duration the way people say it: "45 s", "12 min", "3 h 5 min", "2 d 4 h"."""
+    """Format a duration in its two largest units: "45 s", "12 min", "3 h 5 min", "2 d 4 h"."""
     seconds = max(0, int(round(seconds)))
     if seconds < 60:
         return f"{seconds} s"
@@ -134,7 +134,8 @@ def describe_status(
     run_name = Path(str(status.get("run_dir", ""))).name or "?"
     headline = f"**Training run `{run_name}`**" + (f" (preset {preset})" if preset else "") + f": {state}"
     if liveness.dead:
-        headline += ", but it looks dead. " + liveness.reason + " Check the training process and restart it with --resume."
+        resume = f"`gan-train --out {status.get('run_dir') or 'RUN_DIR'} --resume`"
+        headline += f", but it looks dead. {liveness.reason} Check the training process, and continue the run with {resume}."
     lines.append(headline)
 
     # Progress and speed.

@@ -2,11 +2,13 @@
 
 A button's custom_id carries everything needed to act on it, for example
 `gan:variations:3:4:7:123456789` (class index or "random", count, seed,
-requester id), so presses keep working after a restart: the client registers
-GenerationButton once at start-up and discord.py rebuilds the button from any
-custom_id that matches its template. Anyone who can see a result may press its
-buttons unless BOT_BUTTONS_REQUESTER_ONLY is set; either way the presser's
-own limits and cooldown apply, and the new grid is posted as a new message.
+requester id), so presses keep working after a restart. The client registers
+GenerationButton once at start-up, and discord.py rebuilds the button from
+any custom_id that matches its template.
+
+Anyone who can see a result may press its buttons unless
+BOT_BUTTONS_REQUESTER_ONLY is set. Either way the presser's own limits and
+cooldown apply, and the new grid is posted as a new message.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class GenerationButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTO
         return cls(decode_custom_id(match))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        # The client answers every interaction exactly once, errors included;
-        # discord.py would only log an exception that escaped from here.
+        # The client responds to every interaction exactly once, errors included,
+        # because discord.py would only log an exception that escaped from here.
         await interaction.client.respond_to_button(interaction, self.spec)
 
 

@@ -1,4 +1,4 @@
-"""The Discord layer with stand-in interactions: exactly-once answers, errors, buttons, commands, shutdown."""
+"""The Discord layer with stand-in interactions: exactly-once responses, errors, buttons, commands, shutdown."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ async def _noop(interaction: discord.Interaction) -> None:
     pass
 
 
-# Answering exactly once.
+# Responding exactly once.
 
 
 async def test_send_reply_uses_response_first():
@@ -220,6 +220,18 @@ async def test_train_group_hidden_from_members(bot):
     assert group.get_command("status") is not None
 
 
+def walk_descriptions(payload: dict):
+    yield payload["description"]
+    for option in payload.get("options", []):
+        yield from walk_descriptions(option)
+
+
+async def test_command_descriptions_fit_discord(bot):
+    payloads = [command.to_dict(bot.tree) for command in bot.tree.get_commands()]
+    longest = max(len(text) for payload in payloads for text in walk_descriptions(payload))
+    assert longest <= 100
+
+
 async def test_model_command_registered(bot):
     assert bot.tree.get_command("model") is not None
 
@@ -277,7 +289,7 @@ async def test_shutdown_wait_is_bounded():
 
 
 class RejectingDiscord(http.server.BaseHTTPRequestHandler):
-    """Answers every request like Discord answers an invalid token."""
+    """Responds to every request as Discord responds to an invalid token."""
 
     def do_GET(self):
         body = b'{"message": "401: Unauthorized", "code": 0}'

@@ -1,8 +1,8 @@
 """Stand-ins shared by the bot's unit tests: a generation service and a discord.py interaction.
 
 The service follows the contract of gan.service.GenerationService without
-TensorFlow; the interaction records what the bot sends, so tests can check
-that each interaction is answered exactly once. This module holds no tests.
+TensorFlow. The interaction records what the bot sends, so tests can check
+that each interaction gets exactly one response. This module contains no tests.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from bot.settings import Settings
 from gan.config import CIFAR10_CLASSES
-from gan.service import Generation, GenerationError, ModelUnavailable, ServedModel, _resolve_class
+from gan.service import Generation, ModelUnavailable, ServedModel, _resolve_class
 
 
 def served_model(step: int = 1200) -> ServedModel:
@@ -135,4 +135,4 @@ class FakeInteraction:
         return [entry for entry in self.sent if entry[0] != "defer"]
 
 
-__all__ = ["FakeInteraction", "GenerationError", "StandInService", "served_model", "settings"]
+__all__ = ["FakeInteraction", "StandInService", "served_model", "settings"]

@@ -6,12 +6,26 @@ import logging
 import os
 from pathlib import Path
 
+import dotenv
 import pytest
 
 from bot.__main__ import main
 from bot.settings import Settings, SettingsError, load_settings
 
 TOKEN = "MTIz.settings-test.token-value"
+ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
+
+
+class RecordingEnviron(dict):
+    """An environment that remembers which variables were looked up."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: set[str] = set()
+
+    def get(self, key, default=None):
+        self.names.add(key)
+        return super().get(key, default)
 
 
 @pytest.fixture
@@ -103,6 +117,16 @@ def test_settings_invalid_value(name, value, message):
     assert str(caught.value) == message
 
 
+def test_env_example_lists_every_variable():
+    environ = RecordingEnviron()
+    load_settings(environ)
+    assert set(dotenv.dotenv_values(ENV_EXAMPLE)) == environ.names
+
+
+def test_env_example_values_are_valid():
+    assert load_settings(dotenv.dotenv_values(ENV_EXAMPLE)) == Settings()
+
+
 def test_settings_token_not_in_repr():
     assert TOKEN not in repr(load_settings({"DISCORD_TOKEN": TOKEN}))
 
@@ -149,6 +173,14 @@ def test_main_no_model_exits_1(clean_environ, capsys, tmp_path):
     clean_environ["GAN_RUN_DIR"] = str(tmp_path / "no-such-run")
     assert main(["--console"]) == 1
     assert "no-such-run not found" in capsys.readouterr().err
+
+
+def test_main_export_wins_over_run_dir(clean_environ, capsys, tmp_path):
+    (tmp_path / "run" / "exports").mkdir(parents=True)
+    clean_environ["GAN_RUN_DIR"] = str(tmp_path / "run")
+    clean_environ["GAN_EXPORT"] = str(tmp_path / "no-such-export")
+    assert main(["--console"]) == 1
+    assert f"Export directory {tmp_path / 'no-such-export'} not found." in capsys.readouterr().err
 
 
 def test_main_never_logs_token(clean_environ, capsys, caplog, tmp_path):
