@@ -82,6 +82,8 @@ class TrainConfig:
     tick_kimg: float = 1.0  # one log line and status update per tick
     snapshot_kimg: float = 10.0  # checkpoint, export and sample grid interval
     keep_checkpoints: int = 3
+    eval_kimg: float = 0.0  # evaluate the export every this many kimg and keep best.json; 0 turns it off
+    eval_images: int = 5000  # generated images per evaluation during training
     mixed_precision: bool = False  # float16 compute, turned on for GPUs by the CLI
 
     def to_dict(self) -> dict:

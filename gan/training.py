@@ -123,6 +123,7 @@ class Trainer:
         self._train_step = None
         self._summary_writer = None
         self._snapshot_step: int | None = None
+        self._evaluator = None  # built on first use; False when no classifier is available
         self._stop_signal: int | None = None
         self.loss_history: deque = deque(maxlen=LOSS_HISTORY_LENGTH)
         self.status: dict = {}
@@ -353,6 +354,28 @@ class Trainer:
         self.export()
         self.save_samples()
 
+    def evaluate_latest(self) -> dict | None:
+        """Score the newest export with the shipped classifier and update best.json; None when unavailable."""
+        from gan.evaluation import Evaluator, record_metrics
+        from gan.exports import read_manifest
+
+        if self._evaluator is None:
+            try:
+                from gan.metrics import ClassifierNetwork
+
+                self._evaluator = Evaluator(ClassifierNetwork(), self.dataset)
+            except (FileNotFoundError, OSError, ValueError) as error:
+                log.warning("Evaluation during training is off: %s", error)
+                self._evaluator = False
+        if not self._evaluator:
+            return None
+        exports_dir = self.run_dir / "exports"
+        manifest = read_manifest(exports_dir / "latest.json")
+        result = self._evaluator.evaluate(manifest, self.config.eval_images)
+        record_metrics(exports_dir, manifest, result)
+        log.info("Evaluated %s: fd_cifar %.3f, class_match %.3f", manifest.path.name, result["fd_cifar"], result.get("class_match", float("nan")))
+        return result
+
     # Status.
 
     def write_status(self, state: str, img_per_sec: float | None = None, losses: dict | None = None, error: str | None = None) -> None:
@@ -431,6 +454,7 @@ class Trainer:
         tick_start_time, tick_start_kimg = time.perf_counter(), self.kimg
         next_tick = (int(self.kimg / config.tick_kimg) + 1) * config.tick_kimg
         next_snapshot = (int(self.kimg / config.snapshot_kimg) + 1) * config.snapshot_kimg
+        next_eval = (int(self.kimg / config.eval_kimg) + 1) * config.eval_kimg if config.eval_kimg > 0 else float("inf")
         progress = _ProgressLine(config.total_kimg) if sys.stderr.isatty() else None
         log.info("Training %s from %.1f to %.1f kimg, batch %d on %d replica(s)", config.model.preset, self.kimg, config.total_kimg, config.batch_size, self.replicas)
 
@@ -469,6 +493,12 @@ class Trainer:
                 self.snapshot()
                 self.write_status("running")
                 next_snapshot = (int(self.kimg / config.snapshot_kimg) + 1) * config.snapshot_kimg
+
+            # Evaluate the newest export and keep best.json.
+            if config.eval_kimg > 0 and self.kimg >= next_eval:
+                self.snapshot()
+                self.evaluate_latest()
+                next_eval = (int(self.kimg / config.eval_kimg) + 1) * config.eval_kimg
 
             if self._stop_signal is not None:
                 self.snapshot()

@@ -168,3 +168,22 @@ def test_evaluate_cli_missing_run(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 1
     assert "error: run directory not found" in result.stderr
+
+
+def test_training_evaluation_keeps_best(tmp_path, tiny_classifier, small_archive):
+    from gan.config import TrainConfig
+    from gan.evaluation import Evaluator
+    from gan.training import Trainer
+
+    dataset = load_dataset(small_archive)
+    config = TrainConfig(model=PRESETS["tiny"], data=str(small_archive), batch_size=8, eval_images=40)
+    trainer = Trainer(config, tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    trainer._evaluator = Evaluator(metrics.ClassifierNetwork(tiny_classifier), dataset, cache_dir=tmp_path / "stats")
+    trainer.export()
+    result = trainer.evaluate_latest()
+    best = read_manifest(tmp_path / "run" / "exports" / "best.json")
+    latest = read_manifest(tmp_path / "run" / "exports" / "latest.json")
+    assert best.path == latest.path
+    assert best.metrics["fd_cifar"] == result["fd_cifar"]
+    assert latest.metrics["fd_cifar"] == result["fd_cifar"]

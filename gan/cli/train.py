@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="random seed of the run (default: 0)")
     parser.add_argument("--tick-kimg", type=float, help="kimg between log lines and status updates (default: 1)")
     parser.add_argument("--snapshot-kimg", type=float, help="kimg between checkpoints, exports and sample grids (default: 10)")
+    parser.add_argument("--eval-kimg", type=float, help="evaluate the newest export every N kimg with the shipped classifier and keep exports/best.json (default: off)")
+    parser.add_argument("--eval-images", type=int, help="generated images per evaluation (default: 5000)")
     parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto", help="float16 compute: auto turns it on when a GPU is present")
     parser.add_argument("--cpu-replicas", type=int, default=0, help="split the CPU into N logical devices and train with MirroredStrategy across them (for testing the multi-replica path)")
     parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint and an export) after this many steps")
@@ -50,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    for name in ("kimg", "batch", "lr_g", "lr_d", "d_steps", "ema_kimg", "tick_kimg", "snapshot_kimg", "max_steps"):
+    for name in ("kimg", "batch", "lr_g", "lr_d", "d_steps", "ema_kimg", "tick_kimg", "snapshot_kimg", "max_steps", "eval_kimg", "eval_images"):
         value = getattr(args, name)
         if value is not None and not value > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -79,6 +81,8 @@ def make_config(args: argparse.Namespace, data_source: str, class_names, stored:
         "seed": args.seed,
         "tick_kimg": args.tick_kimg,
         "snapshot_kimg": args.snapshot_kimg,
+        "eval_kimg": args.eval_kimg,
+        "eval_images": args.eval_images,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if stored is None:
