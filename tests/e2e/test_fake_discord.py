@@ -58,8 +58,34 @@ class HelpView(discord.ui.View):
         await interaction.response.send_message("Here is some help.", ephemeral=True)
 
 
+class PickView(discord.ui.View):
+    """A string select menu that reports the chosen classes."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=60)
+
+    @discord.ui.select(
+        custom_id="probe:pick",
+        options=[discord.SelectOption(label=name, value=name) for name in ("cat", "dog", "deer")],
+        max_values=2,
+    )
+    async def pick(self, interaction: discord.Interaction, select: discord.ui.Select) -> None:
+        await interaction.response.edit_message(content=f"Picked {', '.join(select.values)}", view=None)
+
+
+class SeedModal(discord.ui.Modal, title="Choose a seed"):
+    seed = discord.ui.TextInput(label="Seed", custom_id="probe:seed")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"Seed {self.seed.value}", ephemeral=True)
+
+
+async def class_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name=name, value=name) for name in ("cat", "dog", "deer") if name.startswith(current)]
+
+
 class ProbeClient(discord.Client):
-    """A small bot whose command tree exercises the flows the product bot uses."""
+    """A small bot whose command tree exercises each kind of interaction flow."""
 
     def __init__(self, guild_id: int) -> None:
         super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.1)
@@ -68,6 +94,7 @@ class ProbeClient(discord.Client):
         self.pressed: list[tuple[str, int | None]] = []
         self.errors: list[Exception] = []
         self.train_status_calls = 0
+        self.seen: list[object] = []
         self.add_commands()
 
     def add_commands(self) -> None:
@@ -78,9 +105,8 @@ class ProbeClient(discord.Client):
         async def draw(interaction: discord.Interaction, count: app_commands.Range[int, 1, 8] = 1) -> None:
             """Draw images and attach them as a PNG."""
             await interaction.response.defer(thinking=True)
-            view = discord.ui.View(timeout=None)
+            view = HelpView()
             view.add_item(RerollButton(SEED))
-            view.add_item(discord.ui.Button(label="Help", custom_id="probe:help"))
             await interaction.followup.send(f"{count} image(s)", file=discord.File(io.BytesIO(PNG), "draw.png"), view=view)
 
         @tree.command()
@@ -89,10 +115,58 @@ class ProbeClient(discord.Client):
             await interaction.response.send_message("Only you can see this.", ephemeral=True)
 
         @tree.command()
+        async def sample(interaction: discord.Interaction) -> None:
+            """Reply with a PNG attached to the initial response."""
+            await interaction.response.send_message("Sample", file=discord.File(io.BytesIO(PNG), "sample.png"))
+
+        @tree.command()
         async def slow(interaction: discord.Interaction) -> None:
-            """Answer too late for Discord's response window."""
+            """Reply after Discord's response window closed."""
             await asyncio.sleep(0.5)
             await interaction.response.send_message("Late.")
+
+        @tree.command()
+        async def retouch(interaction: discord.Interaction) -> None:
+            """Edit the deferred reply with a file, read it back, then delete it."""
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.edit_original_response(content="Retouched", attachments=[discord.File(io.BytesIO(PNG), "retouch.png")])
+            message = await interaction.original_response()
+            self.seen.append(await message.attachments[0].read())
+            await interaction.delete_original_response()
+
+        @tree.command()
+        async def notes(interaction: discord.Interaction) -> None:
+            """Reply, send a followup and edit that followup."""
+            await interaction.response.send_message("First")
+            message = await interaction.followup.send("Second", wait=True)
+            await message.edit(content="Second, edited")
+
+        @tree.command()
+        @app_commands.autocomplete(label=class_choices)
+        async def label(interaction: discord.Interaction, label: str) -> None:
+            """Echo a class name."""
+            await interaction.response.send_message(label)
+
+        @tree.command()
+        async def pick(interaction: discord.Interaction) -> None:
+            """Offer a select menu."""
+            await interaction.response.send_message("Pick classes", view=PickView())
+
+        @tree.command()
+        async def ask(interaction: discord.Interaction) -> None:
+            """Open a modal."""
+            await interaction.response.send_modal(SeedModal(custom_id="probe:modal"))
+
+        @tree.command()
+        async def whois(interaction: discord.Interaction, member: discord.Member) -> None:
+            """List a member's roles."""
+            await interaction.response.send_message(", ".join(sorted(role.name for role in member.roles)))
+
+        @tree.command()
+        @app_commands.checks.has_permissions(manage_guild=True)
+        async def admin(interaction: discord.Interaction) -> None:
+            """Reply only to members who may manage the guild."""
+            await interaction.response.send_message("Allowed")
 
         train = app_commands.Group(name="train", description="Training commands")
 
@@ -106,7 +180,7 @@ class ProbeClient(discord.Client):
 
         @tree.command(guild=discord.Object(self.guild_id))
         async def ping(interaction: discord.Interaction) -> None:
-            """Answer pong in this guild only."""
+            """Reply pong in this guild only."""
             await interaction.response.send_message("pong")
 
         @tree.error
@@ -130,12 +204,16 @@ async def test_login_syncs_commands(fake_discord: FakeDiscord) -> None:
         global_commands = {command["name"]: command for command in fake_discord.synced_commands[None]}
         guild_commands = {command["name"]: command for command in fake_discord.synced_commands[fake_discord.guild.id]}
 
-        assert set(global_commands) == {"draw", "secret", "slow", "train"}
+        assert set(global_commands) == {"admin", "ask", "draw", "label", "notes", "pick", "retouch", "sample", "secret", "slow", "train", "whois"}
         assert set(guild_commands) == {"ping"}
         count_option = global_commands["draw"]["options"][0]
-        assert (count_option["name"], count_option["type"], count_option["min_value"], count_option["max_value"]) == ("count", 4, 1, 8)
+        assert count_option["name"] == "count"
+        assert count_option["type"] == 4
+        assert count_option["min_value"] == 1
+        assert count_option["max_value"] == 8
         status_option = global_commands["train"]["options"][0]
-        assert (status_option["name"], status_option["type"]) == ("status", 1)
+        assert status_option["name"] == "status"
+        assert status_option["type"] == 1
         assert all(command["id"].isdigit() for command in global_commands.values())
         assert client.user.id == fake_discord.bot_user.id
         assert client.application_id == fake_discord.application_id
@@ -156,7 +234,9 @@ async def test_command_defers_then_sends_file(fake_discord: FakeDiscord) -> None
         assert followup.content == "3 image(s)"
         assert followup.files == [("draw.png", PNG)]
         attachment = followup.message["attachments"][0]
-        assert (attachment["width"], attachment["height"], attachment["size"]) == (6, 4, len(PNG))
+        assert attachment["width"] == 6
+        assert attachment["height"] == 4
+        assert attachment["size"] == len(PNG)
         assert followup.message_id == record.original_message_id
         assert record.loading is False
         assert not client.errors
@@ -172,6 +252,18 @@ async def test_ephemeral_reply_flags(fake_discord: FakeDiscord) -> None:
         assert callback.flags & EPHEMERAL
         assert callback.ephemeral
         assert callback.content == "Only you can see this."
+
+
+async def test_reply_with_file(fake_discord: FakeDiscord) -> None:
+    client = probe_client(fake_discord)
+    async with running_client(fake_discord, client):
+        record = await fake_discord.send_command("sample")
+        callback = await record.wait_for_callback(TIMEOUT)
+
+        assert callback.callback_type == 4
+        assert callback.files == [("sample.png", PNG)]
+        assert callback.message["attachments"][0]["filename"] == "sample.png"
+        assert not callback.ephemeral
 
 
 async def test_subcommand_reaches_handler(fake_discord: FakeDiscord) -> None:
@@ -313,3 +405,110 @@ async def test_invalid_option_raises() -> None:
             await fake.send_command("draw", {"count": 9})
         with pytest.raises(ValueError, match="No synced command"):
             await fake.send_command("paint")
+
+
+async def test_edit_original_with_file(fake_discord: FakeDiscord) -> None:
+    client = probe_client(fake_discord)
+    async with running_client(fake_discord, client):
+        record = await fake_discord.send_command("retouch")
+        callback, edit, delete = await record.wait_for_responses(3, TIMEOUT)
+
+        assert callback.callback_type == 5
+        assert callback.flags == EPHEMERAL
+        assert edit.kind == "edit_original"
+        assert edit.files == [("retouch.png", PNG)]
+        assert edit.ephemeral
+        assert client.seen == [PNG]
+        assert delete.kind == "delete_original"
+        assert record.original_message is None
+
+
+async def test_followup_edit_recorded(fake_discord: FakeDiscord) -> None:
+    client = probe_client(fake_discord)
+    async with running_client(fake_discord, client):
+        record = await fake_discord.send_command("notes")
+        callback, followup, edit = await record.wait_for_responses(3, TIMEOUT)
+
+        assert callback.content == "First"
+        assert followup.message_id != callback.message_id
+        assert edit.kind == "edit_followup"
+        assert edit.message_id == followup.message_id
+        assert fake_discord.messages[followup.message_id]["content"] == "Second, edited"
+
+
+async def test_autocomplete_returns_choices(fake_discord: FakeDiscord) -> None:
+    client = probe_client(fake_discord)
+    async with running_client(fake_discord, client):
+        record = await fake_discord.send_autocomplete("label", {"label": "d"}, focused="label")
+        callback = await record.wait_for_callback(TIMEOUT)
+
+        assert callback.callback_type == 8
+        assert [choice["value"] for choice in callback.data["choices"]] == ["dog", "deer"]
+
+
+async def test_select_menu_choice(fake_discord: FakeDiscord) -> None:
+    client = probe_client(fake_discord)
+    async with running_client(fake_discord, client):
+        command = await fake_discord.send_command("pick")
+        await command.wait_for_callback(TIMEOUT)
+
+        choice = await fake_discord.choose_options("probe:pick", ["cat", "deer"], message=command)
+        callback = await choice.wait_for_callback(TIMEOUT)
+
+        assert callback.callback_type == 7
+        assert callback.content == "Picked cat, deer"
+        assert callback.components == []
+
+
+async def test_modal_submit_reaches_handler(fake_discord: FakeDiscord) -> None:
+    client = probe_client(fake_discord)
+    async with running_client(fake_discord, client):
+        command = await fake_discord.send_command("ask")
+        opened = await command.wait_for_callback(TIMEOUT)
+
+        submit = await fake_discord.submit_modal("probe:modal", {"probe:seed": "1234"})
+        callback = await submit.wait_for_callback(TIMEOUT)
+
+        assert opened.callback_type == 9
+        assert callback.content == "Seed 1234"
+
+
+async def test_member_option_with_new_role(fake_discord: FakeDiscord) -> None:
+    client = probe_client(fake_discord)
+    async with running_client(fake_discord, client):
+        trainer = fake_discord.make_role("Trainer")
+        bob = fake_discord.make_user("bob", roles=[trainer])
+        record = await fake_discord.send_command("whois", {"member": bob})
+        callback = await record.wait_for_callback(TIMEOUT)
+
+        assert callback.content == "@everyone, Trainer"
+
+
+async def test_permissions_reach_checks(fake_discord: FakeDiscord) -> None:
+    client = probe_client(fake_discord)
+    async with running_client(fake_discord, client):
+        allowed = await fake_discord.send_command("admin", permissions=["manage_guild", "view_channel"])
+        denied = await fake_discord.send_command("admin")
+        await allowed.wait_for_callback(TIMEOUT)
+        await fake_discord.wait_until(lambda: client.errors, TIMEOUT, "The permission check raised nothing")
+
+        assert allowed.callback.content == "Allowed"
+        assert isinstance(client.errors[0], app_commands.MissingPermissions)
+        assert denied.callback is None
+
+
+async def test_command_in_dm(fake_discord: FakeDiscord) -> None:
+    client = probe_client(fake_discord)
+    async with running_client(fake_discord, client):
+        record = await fake_discord.send_command("secret", dm=True)
+        callback = await record.wait_for_callback(TIMEOUT)
+
+        assert callback.content == "Only you can see this."
+        assert record.guild_id is None
+        assert "user" in record.payload
+
+
+def test_patches_undone_after_tests() -> None:
+    # Runs after the tests above in file order: their monkeypatches must be gone.
+    assert discord.http.Route.BASE == "https://discord.com/api/v10"
+    assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "wss://gateway.discord.gg/"

@@ -1,6 +1,6 @@
 """The fake gateway: a websocket that speaks Discord's gateway protocol v10.
 
-It sends HELLO, answers IDENTIFY with READY and one GUILD_CREATE per guild,
+It sends HELLO, replies to IDENTIFY with READY and one GUILD_CREATE per guild,
 acknowledges heartbeats, numbers every dispatch, keeps each session's history
 and replays the missed part when a client RESUMEs. Tests can drop the
 connection, send RECONNECT or invalidate the session to exercise the client's
@@ -79,7 +79,7 @@ class Connection:
         self.request = request
         self.send_lock = asyncio.Lock()
 
-        # discord.py asks for zlib-stream unless zstandard is installed: one zlib
+        # discord.py requests zlib-stream unless zstandard is installed: one zlib
         # stream per connection, each message ending in a Z_SYNC_FLUSH marker.
         # NOTE: zstd-stream is not implemented; with it the fake sends plain text
         # frames, which discord.py also reads.
@@ -150,7 +150,11 @@ class Gateway:
                     await self._close(connection, DECODE_ERROR, "Error while decoding payload.")
                     break
 
-                next_session = await self._receive(connection, session, payload)
+                try:
+                    next_session = await self._receive(connection, session, payload)
+                except ConnectionError as error:
+                    log.info("Gateway connection %d lost while replying: %s", record.id, error)
+                    break
                 if next_session is None and ws.closed:
                     break
                 session = next_session or session
@@ -351,7 +355,7 @@ class Gateway:
         """Close the current connection; the session stays resumable.
 
         `abort` closes the TCP connection without a close frame. `reconnect_delay`
-        holds HELLO back on new connections for that many seconds, so events sent
+        delays HELLO on new connections by that many seconds, so events sent
         meanwhile wait for the RESUME.
         """
         connection = self.current_connection()
@@ -374,7 +378,7 @@ class Gateway:
         )
 
     async def send_reconnect(self) -> None:
-        """Send opcode 7 RECONNECT, which asks the client to reconnect and resume."""
+        """Send opcode 7 RECONNECT, after which the client reconnects and resumes."""
         connection = self.current_connection()
         await connection.send_json({"op": RECONNECT, "d": None})
 

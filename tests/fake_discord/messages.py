@@ -1,6 +1,6 @@
 """Message bodies: Discord's validation rules, attachments, and components.
 
-The limits are Discord's documented API v10 limits for bot messages; the fake
+The limits are Discord's documented API v10 limits for bot messages. The fake
 rejects a body that breaks one with the status, code and error layout Discord
 uses, so a bot that passes here does not fail on those rules in production.
 """
@@ -33,7 +33,8 @@ ACTION_ROW = 1
 BUTTON = 2
 STRING_SELECT = 3
 TEXT_INPUT = 4
-SELECT_TYPES = (3, 5, 6, 7, 8)
+LABEL = 18
+SELECT_TYPES = (STRING_SELECT, 5, 6, 7, 8)  # string, user, role, mentionable and channel selects
 
 
 class DiscordError(Exception):

@@ -2,7 +2,7 @@
 
 discord.py 2.7 reads two addresses: `discord.http.Route.BASE` for REST, and
 `DiscordWebSocket.DEFAULT_GATEWAY` for the first gateway connection of a plain
-`Client` (only `AutoShardedClient` asks GET /gateway/bot). Later connections
+`Client` (only `AutoShardedClient` requests GET /gateway/bot). Later connections
 use READY's `resume_gateway_url`, which the fake points at itself.
 """
 

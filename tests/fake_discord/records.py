@@ -1,12 +1,13 @@
 """What the fake Discord saw: interactions, the responses to them, requests, heartbeats.
 
 Tests read these records to check what the client under test sent. Every wait
-is bounded and fails with an AssertionError that says what was missing.
+is bounded and fails with an AssertionError that names what was missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, TypeVar
@@ -33,6 +34,14 @@ APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
 AUTOCOMPLETE = 4
 MODAL_SUBMIT = 5
+
+
+TOKEN_IN_PATH = re.compile(r"(/(?:interactions|webhooks)/\d+/)[^/]+")
+
+
+def redact(path: str) -> str:
+    """Replace the interaction token in a path, since it grants access like a password."""
+    return TOKEN_IN_PATH.sub(r"\1<token>", path)
 
 
 class ChangeNotifier:
@@ -141,7 +150,7 @@ class ResponseRecord:
 
 @dataclass(eq=False)
 class InteractionRecord:
-    """An interaction the fake dispatched, and everything the client answered to it."""
+    """An interaction the fake dispatched, and every response the client sent for it."""
 
     id: int
     token: str
@@ -157,7 +166,7 @@ class InteractionRecord:
     original_message_id: int | None = None  # the message @original names
     followup_message_ids: list[int] = field(default_factory=list)
     loading: bool = False  # a deferred "thinking" message waits for its first followup
-    expired: bool = False  # the callback came too late, Discord answered 10062 Unknown interaction
+    expired: bool = False  # the callback came too late and got 10062 Unknown interaction, as on Discord
     responses: list[ResponseRecord] = field(default_factory=list)
     dispatched_at: float = field(default_factory=time.monotonic)
 
@@ -228,7 +237,7 @@ class RequestRecord:
     received_at: float = field(default_factory=time.monotonic)
 
     def __str__(self) -> str:
-        return f"{self.method} {self.path} -> {self.status}"
+        return f"{self.method} {redact(self.path)} -> {self.status}"
 
 
 class Heartbeat(NamedTuple):

@@ -1,7 +1,7 @@
 """The fake REST API: the routes a bot calls at login, for command sync and for interactions.
 
 Routes live under /api/v9 and /api/v10 as on discord.com. Any other route
-answers 404 with Discord's error body and lands in `fake.unknown_requests`.
+returns 404 with Discord's error body and lands in `fake.unknown_requests`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from .records import (
     RequestRecord,
     ResponseRecord,
     UploadedFile,
+    redact,
 )
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class RestApi:
         except DiscordError as error:
             response = json_response(error.body(), error.status)
             self.fake.error_responses.append(record)
-            log.info("%s %s answered %d: %s", request.method, path, error.status, error.body())
+            log.info("%s %s answered %d: %s", request.method, redact(path), error.status, error.body())
         record.status = response.status
         self.fake.notifier.notify()
         return response
@@ -191,7 +192,7 @@ class RestApi:
         except (DiscordError, ValueError) as error:
             log.info("Unreadable body on unknown route %s %s: %s", request.method, request.path, error)
         self.fake.unknown_requests.append(record)
-        log.warning("Unknown route %s %s", request.method, request.path)
+        log.warning("Unknown route %s %s", request.method, redact(request.path))
         raise DiscordError(404, 0, "404: Not Found")
 
     async def read_recorded_body(self, request: web.Request) -> tuple[Any, list[tuple[int, UploadedFile]]]:

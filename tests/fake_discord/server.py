@@ -10,8 +10,8 @@ Start it inside the test's event loop, point discord.py at it and drive it:
 
 The fake keeps one guild with a text channel, the bot's member and a default
 user; `make_user`, `make_role` and `make_channel` add more. Every interaction
-it dispatches comes back as an InteractionRecord holding what the client
-answered. tests/fake_discord/README.md lists the whole driving API.
+it dispatches is returned as an InteractionRecord that stores the client's
+responses. tests/fake_discord/README.md lists the whole driving API.
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from aiohttp import web
 
 from . import commands
 from .gateway import GUILD_MEMBERS_INTENT, GUILD_MESSAGES_INTENT, TRACE, Gateway, GatewaySession
-from .messages import attachment_payload, custom_ids, find_component, iter_components, BUTTON, SELECT_TYPES
+from .messages import ACTION_ROW, BUTTON, LABEL, SELECT_TYPES, STRING_SELECT, TEXT_INPUT, attachment_payload, custom_ids, find_component, iter_components
 from .models import (
     DM,
     EVERYONE_PERMISSIONS,
     GUILD_CATEGORY,
-    GUILD_TEXT,
     PERMISSION_BITS,
     FakeChannel,
     FakeGuild,
@@ -113,7 +112,7 @@ class FakeDiscord:
         self.bot_user = FakeUser(id=self.snowflakes.next(), username="gan-bot", global_name="GAN Bot", bot=True)
         self.application_id = self.bot_user.id  # Discord gives a bot user its application's id
         self.token = token or make_token(self.bot_user.id)
-        self.reject_token = False  # True: every token is invalid, /users/@me answers 401
+        self.reject_token = False  # True: every token is invalid, so /users/@me returns 401
         self.owner = FakeUser(id=self.snowflakes.next(), username="owner", global_name="Guild Owner")
         self.default_user = FakeUser(id=self.snowflakes.next(), username="alice", global_name="Alice")
         self.users: dict[int, FakeUser] = {user.id: user for user in (self.bot_user, self.owner, self.default_user)}
@@ -145,7 +144,7 @@ class FakeDiscord:
         self.attachment_data: dict[int, bytes] = {}
         self.requests: list[RequestRecord] = []
         self.unknown_requests: list[RequestRecord] = []
-        self.error_responses: list[RequestRecord] = []  # requests to known routes answered with an error
+        self.error_responses: list[RequestRecord] = []  # requests to known routes that got an error response
 
         self.gateway = Gateway(self, heartbeat_interval_ms)
         self._queued_events: list[tuple[str, dict[str, Any]]] = []
@@ -200,7 +199,7 @@ class FakeDiscord:
 
     @property
     def resume_gateway_url(self) -> str:
-        """A second path, so a test can tell that the client resumed where READY said."""
+        """A second path, so a test can check that the client resumed at the URL READY gave."""
         return f"ws://{LOOPBACK}:{self.port}/gateway/resume"
 
     def token_is_valid(self, token: str | None) -> bool:
@@ -559,7 +558,7 @@ class FakeDiscord:
 
         `code` is the close code (4000 and most 4xxx codes let discord.py resume),
         `abort` cuts the TCP connection without a close frame, and
-        `reconnect_delay` (seconds) holds HELLO back on the next connection so
+        `reconnect_delay` (seconds) delays HELLO on the next connection so
         that events sent meanwhile are replayed on RESUME.
         """
         await self.gateway.drop(code=code, abort=abort, reconnect_delay=reconnect_delay, timeout=timeout)
@@ -571,7 +570,8 @@ class FakeDiscord:
     async def invalidate_session(self, *, resumable: bool = False) -> None:
         """Send opcode 9 INVALID_SESSION.
 
-        NOTE: discord.py waits 5 s before it identifies again after this.
+        Unless `resumable`, discord.py 2.7 identifies again, after the 5 s sleep
+        of its default `Client.before_identify_hook`.
         """
         await self.gateway.invalidate_session(resumable=resumable)
 
@@ -725,12 +725,12 @@ class FakeDiscord:
         """
         target = self._component_message(custom_id, message)
         component = find_component(target, custom_id) or {}
-        component_type = component.get("type", 3)
+        component_type = component.get("type", STRING_SELECT)
         if validate:
             if component_type not in SELECT_TYPES:
                 raise ValueError(f"Component {custom_id!r} is of type {component_type}, not a select menu.")
             allowed = [option["value"] for option in component.get("options") or []]
-            if component_type == 3 and any(value not in allowed for value in values):
+            if component_type == STRING_SELECT and any(value not in allowed for value in values):
                 raise ValueError(f"Select {custom_id!r} offers {allowed}, got {values}.")
             low, high = component.get("min_values", 1), component.get("max_values", 1)
             if not low <= len(values) <= high:
@@ -752,18 +752,20 @@ class FakeDiscord:
         `values` maps each text input's custom_id to its text (a select's to a
         list of values).
         """
-        opened = self._last_modal(custom_id)
-        source = opened[0]
-        modal = opened[1]
+        source, modal = self._last_modal(custom_id)
 
+        # The submission mirrors the modal's layout: rows and labels wrap the inputs.
         def submitted(component: dict[str, Any]) -> dict[str, Any]:
-            if component.get("type") == 1:
-                return {"type": 1, "components": [submitted(child) for child in component.get("components") or []]}
-            if component.get("type") == 18:
-                return {"type": 18, "component": submitted(component["component"])}
-            entry = {"type": component.get("type"), "custom_id": component.get("custom_id")}
-            value = values.get(component.get("custom_id", ""), "" if component.get("type") == 4 else [])
-            entry["value" if component.get("type") == 4 else "values"] = value
+            component_type = component.get("type")
+            if component_type == ACTION_ROW:
+                return {"type": ACTION_ROW, "components": [submitted(child) for child in component.get("components") or []]}
+            if component_type == LABEL:
+                return {"type": LABEL, "component": submitted(component["component"])}
+            entry = {"type": component_type, "custom_id": component.get("custom_id")}
+            if component_type == TEXT_INPUT:
+                entry["value"] = values.get(component.get("custom_id", ""), "")
+            else:
+                entry["values"] = values.get(component.get("custom_id", ""), [])
             return entry
 
         data = {"custom_id": custom_id, "components": [submitted(component) for component in modal.get("components") or []]}
@@ -807,9 +809,10 @@ class FakeDiscord:
         if option_type in (commands.ROLE, commands.MENTIONABLE) and isinstance(value, FakeRole):
             return str(value.id), {"roles": {str(value.id): value.payload()}}
         if option_type == commands.CHANNEL and isinstance(value, FakeChannel):
-            permissions = self.guild.member_permissions(self.default_user)
-            entry = {key: value.payload()[key] for key in ("id", "name", "type", "parent_id", "guild_id") if key in value.payload()}
-            return str(value.id), {"channels": {str(value.id): entry | {"permissions": str(permissions)}}}
+            # Discord resolves channels partially, with the invoking member's permissions there.
+            payload = value.payload(permissions=self.guild.member_permissions(self.default_user))
+            entry = {key: payload[key] for key in ("id", "name", "type", "parent_id", "guild_id", "permissions") if key in payload}
+            return str(value.id), {"channels": {str(value.id): entry}}
         if option_type == commands.ATTACHMENT:
             filename, data = value
             attachment_id = self.snowflakes.next()
@@ -889,6 +892,8 @@ class FakeDiscord:
         }
 
         if channel.type == DM:
+            # NOTE: the DM fields follow Discord's documentation for a guild-installed app;
+            # the {"0": "0"} integration owner was not checked against live Discord.
             payload.update(
                 channel=channel.payload(),
                 user=user.user_payload(),
@@ -930,7 +935,7 @@ class FakeDiscord:
         if self.gateway.current is None:
             await self.wait_for_ready()
         await self.dispatch("INTERACTION_CREATE", payload)
-        # The 3 s response window starts when the event leaves, not when it was built.
+        # The response window starts once the event is sent, or queued for a RESUME.
         record.dispatched_at = time.monotonic()
         log.info("Dispatched interaction %d (%s) from user %d", interaction_id, name, user.id)
         return record
