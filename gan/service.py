@@ -41,7 +41,7 @@ from gan.exports import BEST, LATEST, ExportError, Manifest, hash_export, read_e
 
 log = logging.getLogger(__name__)
 
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"  # the shipped export; its manifest is latest.json
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"  # the shipped export, named by latest.json in it
 MANIFESTS = {"latest": LATEST, "best": BEST}
 MAX_FRAMES = 64  # frames per walk
 MIN_FRAMES = 2
@@ -58,7 +58,7 @@ class GenerationError(ValueError):
 
 
 class ModelUnavailable(RuntimeError):
-    """No model can be served; the message says how to train one or point to one."""
+    """No model can be served. The message explains how to train one or point to one."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class _LoadedModel:
     served: ServedModel
     module: object  # the loaded SavedModel; its variables live as long as it does
     serve: object  # `serving_default`: latent, label -> images
-    mix: object | None  # `mix`: latent, class_weights -> images; None in exports that lack it
+    mix: object | None  # `mix`: latent, class_weights -> images, or None for exports without it
     latent_dim: int
 
     @property
@@ -175,13 +175,13 @@ class GenerationService:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """Class names of the served model; empty before `start()`."""
+        """Class names of the served model, empty before `start()`."""
         current = self._current
         return current.served.class_names if current is not None else ()
 
     @property
     def device(self) -> str | None:
-        """TensorFlow device that runs the model ("/GPU:0" or "/CPU:0"); None before `start()`."""
+        """TensorFlow device that runs the model ("/GPU:0" or "/CPU:0"), None before `start()`."""
         return self._device
 
     # Life cycle.
@@ -217,7 +217,7 @@ class GenerationService:
             loaded = self._load(manifest, source)
         except ExportError as error:
             raise ModelUnavailable(f"Cannot serve the export {manifest.path}: {error}. {TRAIN_HINT}") from None
-        self._current = loaded
+        self._swap(loaded)
         if read is not None:
             self._seen_stat, self._seen_digest = read.stat_key, read.digest
         log.info(
@@ -299,7 +299,7 @@ class GenerationService:
             raise ModelUnavailable(f"The shipped pretrained model is broken: {error}. {TRAIN_HINT}") from None
 
     def _load(self, manifest: Manifest, source: str) -> _LoadedModel:
-        """Verify, load and test one export; raise ExportError if it cannot be served."""
+        """Verify, load and test one export, or raise ExportError if it cannot be served."""
         import tensorflow as tf
 
         # Verify the files against the manifest's sha256.
@@ -321,7 +321,7 @@ class GenerationService:
             try:
                 module = tf.saved_model.load(str(path))
             except Exception as error:
-                raise ExportError(f"TensorFlow cannot load it: {type(error).__name__}: {_first_line(error)}") from None
+                raise ExportError(f"TensorFlow failed to load it: {type(error).__name__}: {_first_line(error)}") from None
         signatures = getattr(module, "signatures", {})
         if "serving_default" not in signatures:
             raise ExportError("it has no serving_default signature")
@@ -333,7 +333,7 @@ class GenerationService:
             raise ExportError(f"its serving_default signature has no latent input: {error}") from None
         if latent_dim != manifest.model.latent_dim:
             raise ExportError(
-                f"its latent vectors have {latent_dim} values but the manifest says {manifest.model.latent_dim}"
+                f"its latent input has length {latent_dim}, but the manifest gives latent_dim {manifest.model.latent_dim}"
             )
         if not manifest.class_names:
             raise ExportError("the manifest lists no class names")
@@ -404,8 +404,7 @@ class GenerationService:
     def check_for_update(self) -> bool:
         """Check the manifest once and swap in the export it names if new; return whether it swapped.
 
-        Only a run directory is polled; for other sources this returns False.
-        A broken export or manifest is logged once per manifest content and
+        For sources other than a run directory it returns False. A broken export or manifest is logged once per manifest content and
         the current model keeps serving.
         """
         if self._run_dir is None or self._current is None:
@@ -426,14 +425,14 @@ class GenerationService:
         try:
             stat_key = _stat_key(path)
         except OSError as error:
-            self._record_failure(f"missing:{path}", f"manifest {path} unreadable: {error.strerror or error}")
+            self._record_failure(f"unreadable:{path}", f"cannot read the manifest {path}: {error.strerror or error}")
             return "failed", candidate
         if stat_key == self._seen_stat:
             return "unchanged", candidate
         try:
             read = _read_manifest_file(path)
         except OSError as error:
-            self._record_failure(f"missing:{path}", f"manifest {path} unreadable: {error.strerror or error}")
+            self._record_failure(f"unreadable:{path}", f"cannot read the manifest {path}: {error.strerror or error}")
             return "failed", candidate
         if read.digest == self._failed_key:
             self._seen_stat = read.stat_key
@@ -457,7 +456,9 @@ class GenerationService:
             return "unchanged", candidate
 
         # Load and test the new export, unless the previous attempt already did.
-        if candidate is None or (candidate.served.path, candidate.served.sha256) != (str(manifest.path), manifest.sha256):
+        if candidate is not None and (candidate.served.path, candidate.served.sha256) == (str(manifest.path), manifest.sha256):
+            candidate = _with_description(candidate, manifest)
+        else:
             try:
                 candidate = self._load(manifest, "run")
             except ExportError as error:
@@ -493,10 +494,10 @@ class GenerationService:
 
     def _refresh_description(self, current: _LoadedModel, manifest: Manifest) -> None:
         # The evaluator adds metrics to the manifest of an export already served.
-        served = dataclasses.replace(current.served, metrics=dict(manifest.metrics), dataset=manifest.dataset)
-        if served != current.served:
-            self._swap(dataclasses.replace(current, served=served))
-            log.info("Updated the metrics of export step %d: %s", served.step, served.metrics)
+        refreshed = _with_description(current, manifest)
+        if refreshed.served != current.served:
+            self._swap(refreshed)
+            log.info("Updated the metrics of export step %d: %s", refreshed.served.step, refreshed.served.metrics)
 
     def _record_failure(self, key: str, message: str, read: _ManifestRead | None = None) -> None:
         """Record and log a reload failure, unless `key` (usually the manifest's sha256) already failed last."""
@@ -527,7 +528,7 @@ class GenerationService:
     def resolve_class(self, value: str | int) -> int | None:
         """Return the class index for a name or index, or None for "random".
 
-        Names are case-insensitive; an index may be an int or a string of
+        Names are case-insensitive, and an index may be an int or a string of
         digits. Raises GenerationError naming the closest class otherwise.
         """
         return _resolve_class(self._require_model().served.class_names, value)
@@ -571,6 +572,8 @@ class GenerationService:
             noise = np.random.default_rng(variation_seed).standard_normal(latent.shape).astype(np.float32)
             latent = latent + np.float32(variation) * noise
 
+        # NOTE: concurrent requests run as separate forward passes. Batching them
+        # would save GPU time, but the result of a row could then depend on its batch.
         images = _to_uint8(self._run(model, latent, labels))
         return _generation(images, labels, seed, model, variation, variation_seed)
 
@@ -586,8 +589,8 @@ class GenerationService:
 
         With `seed_b`, the latent vector moves along the great circle
         (spherical interpolation) from seed_a's to seed_b's, in one class. With
-        `class_b`, the latent vector of seed_a stays and the class
-        conditioning blends linearly from class_a to class_b; each frame's
+        `class_b`, the latent vector of seed_a stays fixed while the class
+        conditioning blends linearly from class_a to class_b. Each frame's
         label is the class with the larger weight. Latent vectors and random
         classes come from seeds as in `generate`, so the first frame is
         `generate(class_a, count=1, seed=seed_a)`.
@@ -682,6 +685,12 @@ def _parse_manifest(read: _ManifestRead) -> Manifest:
     if not isinstance(data, dict):
         raise ExportError("not a JSON object")
     return Manifest.from_dict(data, read.path.parent)
+
+
+def _with_description(model: _LoadedModel, manifest: Manifest) -> _LoadedModel:
+    """Return `model` with the metrics and dataset that `manifest` gives for the same export files."""
+    served = dataclasses.replace(model.served, metrics=dict(manifest.metrics), dataset=manifest.dataset)
+    return dataclasses.replace(model, served=served)
 
 
 def _first_line(error: BaseException) -> str:

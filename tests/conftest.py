@@ -31,11 +31,11 @@ def tiny_generator():
     return generator
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory, tiny_generator) -> Path:
     """A run directory whose `exports/latest.json` names one export of `tiny_generator` (step 100, 6.4 kimg).
 
-    Shared by the tests of one module, so tests must not change it.
+    Shared by all tests, so tests must not change it.
     """
     from gan.exports import write_export
 

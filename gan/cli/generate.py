@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gan-generate",
         description="Generate a grid of images (PNG) or a latent walk (GIF) with a trained generator.",
     )
+
+    # Where the export comes from.
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--run",
@@ -63,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--manifest",
         choices=("latest", "best"),
         default="latest",
-        help="manifest of the run directory to follow; best falls back to latest (default: latest)",
+        help="manifest of the run directory to follow, where best falls back to latest (default: latest)",
     )
+
+    # What to generate.
     parser.add_argument(
         "--class",
         dest="class_name",
@@ -81,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"scale of the noise added to the latent vectors, 0..{MAX_VARIATION:g} (default: 0)",
     )
     parser.add_argument("--variation-seed", type=int, help="seed of that noise (default: drawn)")
+
+    # How to render it.
     parser.add_argument(
         "--size",
         type=int,
@@ -89,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--resample", choices=tuple(rendering.RESAMPLING), default="nearest", help="upscaling filter")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file: .png for a grid, .gif for a walk")
+
+    # Walks instead of grids.
     walk = parser.add_mutually_exclusive_group()
     walk.add_argument("--walk-to-seed", type=int, metavar="N", help="walk from --seed to this seed (GIF)")
     walk.add_argument("--walk-to-class", metavar="NAME", help="walk from --class to this class at one seed (GIF)")
@@ -99,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=100,
         help=f"duration of each walk frame in ms, {rendering.MIN_FRAME_MS}..{rendering.MAX_FRAME_MS} (default: 100)",
     )
+
     parser.add_argument("--gpu-memory-mb", type=int, help="cap on GPU memory in MiB (default: memory growth)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log loading and device details to stderr")
     return parser
@@ -125,21 +134,21 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     suffix = out.suffix.lower()
     walking = args.walk_to_seed is not None or args.walk_to_class is not None
     if suffix not in SUFFIXES:
-        parser.error(f"--out {args.out} has an unsupported suffix {suffix or '(none)'!r}; use .png or .gif")
+        parser.error(f"--out {args.out} has an unsupported suffix {suffix or '(none)'!r}. Use .png or .gif")
     if suffix == ".gif" and not walking:
-        parser.error(f"--out {args.out} is a GIF, which needs a walk: add --walk-to-seed N or --walk-to-class NAME")
+        parser.error(f"--out {args.out} is a GIF, which needs a walk. Add --walk-to-seed N or --walk-to-class NAME")
     if suffix == ".png" and walking:
-        parser.error(f"a walk is written as a GIF, but --out {args.out} is a PNG; use a .gif file")
+        parser.error(f"a walk is written as a GIF, but --out {args.out} is a PNG. Use a .gif file")
     if walking and args.count is not None:
-        parser.error("--count applies to grids; set the length of a walk with --frames")
+        parser.error("--count applies to grids. Set the length of a walk with --frames")
     if not walking and args.frames is not None:
-        parser.error("--frames applies to walks; add --walk-to-seed N or --walk-to-class NAME")
+        parser.error("--frames applies to walks. Add --walk-to-seed N or --walk-to-class NAME")
     if walking and args.variation:
         parser.error("--variation applies to grids, not walks")
     if out.is_dir():
-        parser.error(f"--out {args.out} is a directory; give a file name")
+        parser.error(f"--out {args.out} is a directory. Give a file name")
     if not out.parent.is_dir():
-        parser.error(f"--out {args.out}: directory {out.parent} not found; create it first")
+        parser.error(f"--out {args.out}: directory {out.parent} not found. Create it first")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+    # Hide TensorFlow's C++ INFO and WARNING logs. TF 2.21 still prints a few lines while importing.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     run_dir = args.run
     if run_dir is None and args.export is None:
@@ -183,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generate(service: GenerationService, args: argparse.Namespace) -> tuple[bytes, list[str]]:
-    """Load the model, generate and render; return the file bytes and the lines to print."""
+    """Load the model, generate and render, and return the file bytes and the lines to print."""
     service.start()
     served = service.served
     seed = args.seed if args.seed is not None else secrets.randbelow(GenerationService.MAX_SEED + 1)
@@ -204,7 +214,7 @@ def _generate(service: GenerationService, args: argparse.Namespace) -> tuple[byt
             metadata=generation_metadata(generation),
         )
         target = f"seed {args.walk_to_seed}" if args.walk_to_seed is not None else f"class {generation.class_names[-1]}"
-        what = f"walk of {len(generation.images)} frames from {generation.class_names[0]} at seed {seed} to {target}"
+        description = f"walk of {len(generation.images)} frames from {generation.class_names[0]} at seed {seed} to {target}"
     else:
         generation = service.generate(
             class_name=args.class_name,
@@ -220,12 +230,12 @@ def _generate(service: GenerationService, args: argparse.Namespace) -> tuple[byt
             metadata=generation_metadata(generation),
         )
         rows, columns = rendering.grid_shape(len(generation.images))
-        what = f"{rows}x{columns} grid of {len(generation.images)} images: {', '.join(generation.class_names)}"
+        description = f"{rows}x{columns} grid of {len(generation.images)} images: {', '.join(generation.class_names)}"
 
     summary = [
         f"seed: {generation.seed}",
         f"export: {served.path} (step {served.step}, {served.kimg:g} kimg, source {served.source})",
-        what,
+        description,
     ]
     if generation.variation > 0:
         summary.insert(1, f"variation: {generation.variation:g} (variation seed {generation.variation_seed})")
