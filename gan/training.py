@@ -566,6 +566,8 @@ class _ProgressLine:
 
 def load_run_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise TrainingError(f"Nothing to resume in {run_dir}: {CONFIG_FILE} is missing. Start a new run without --resume.")
     try:
         return TrainConfig.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError) as error:

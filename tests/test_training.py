@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cifar_fixtures import small_archive  # noqa: F401
+from cifar_fixtures import real_cifar_archive, small_archive  # noqa: F401
 from gan.config import PRESETS, TrainConfig
 from gan.data import load_dataset
 from gan.exports import ExportError, hash_export, read_manifest
@@ -219,3 +219,13 @@ def test_dense_preset_trains(dataset, tmp_path):
     trainer.prepare_run_dir(resume=False)
     losses = trainer.run_steps(trainer.make_iterator(), 2)
     assert np.isfinite(losses["loss_g"])
+
+
+def test_real_cifar10_steps(real_cifar_archive, tmp_path):
+    dataset = load_dataset(real_cifar_archive)
+    trainer = Trainer(tiny_config(str(real_cifar_archive), batch_size=16), tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    losses = trainer.run_steps(trainer.make_iterator(), 3)
+    assert np.isfinite(losses["loss_d"])
+    assert np.isfinite(losses["loss_g"])
+    assert trainer.kimg == pytest.approx(0.048)
