@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -217,3 +218,15 @@ def test_cli_script_argument_error(tmp_path):
     assert completed.stderr.startswith("error: --count 0 is out of range 1..64")
     assert len(completed.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_class_rows(export_dir, tmp_path, capsys):
+    out = tmp_path / "rows.png"
+    code = main(["--export", str(export_dir), "--class", "all", "--count", "3", "--seed", "5", "--size", "32", "--out", str(out)])
+    assert code == 0
+    with Image.open(out) as image:
+        # 10 rows of 3 images of 32 px, with a 2 px gap between them.
+        assert image.size == (3 * 32 + 2 * 2, 10 * 32 + 9 * 2)
+        pixels = np.asarray(image.convert("RGB"))
+    assert "10 rows (one per class) of 3 images" in capsys.readouterr().out
+    assert not np.array_equal(pixels[:32, :32], pixels[34:66, :32])

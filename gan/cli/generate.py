@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="class_name",
         default="random",
         metavar="NAME",
-        help="class name, class index or 'random' for a random class per image (default: random)",
+        help="class name, class index, 'random' for a random class per image, or 'all' for one row per class "
+        "with --count images each, sharing their latent vectors across rows (default: random)",
     )
     parser.add_argument("--count", type=int, help=f"images in the grid, 1..64 (default: {DEFAULT_COUNT})")
     parser.add_argument("--seed", type=int, help="seed of the latent vectors and random classes (default: drawn)")
@@ -215,6 +216,9 @@ def _generate(service: GenerationService, args: argparse.Namespace) -> tuple[byt
         )
         target = f"seed {args.walk_to_seed}" if args.walk_to_seed is not None else f"class {generation.class_names[-1]}"
         description = f"walk of {len(generation.images)} frames from {generation.class_names[0]} at seed {seed} to {target}"
+    elif args.class_name.strip().lower() == "all":
+        generation, data = _generate_class_rows(service, args, seed)
+        description = f"{len(service.class_names)} rows (one per class) of {args.count or DEFAULT_COUNT} images"
     else:
         generation = service.generate(
             class_name=args.class_name,
@@ -240,6 +244,30 @@ def _generate(service: GenerationService, args: argparse.Namespace) -> tuple[byt
     if generation.variation > 0:
         summary.insert(1, f"variation: {generation.variation:g} (variation seed {generation.variation_seed})")
     return data, summary
+
+
+def _generate_class_rows(service: GenerationService, args: argparse.Namespace, seed: int):
+    """Generate one row per class from the same seed, so each column shows one latent vector in every class."""
+    import dataclasses
+
+    import numpy as np
+
+    per_class = args.count or DEFAULT_COUNT
+    rows = [service.generate(class_name=index, count=per_class, seed=seed) for index in range(len(service.class_names))]
+    generation = dataclasses.replace(
+        rows[0],
+        images=np.concatenate([row.images for row in rows]),
+        labels=tuple(label for row in rows for label in row.labels),
+        class_names=tuple(name for row in rows for name in row.class_names),
+    )
+    data = rendering.render_grid(
+        generation.images,
+        size=args.size,
+        resample=args.resample,
+        columns=per_class,
+        metadata=generation_metadata(generation),
+    )
+    return generation, data
 
 
 if __name__ == "__main__":
