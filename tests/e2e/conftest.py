@@ -13,6 +13,7 @@ import discord.http
 import pytest
 import pytest_asyncio
 
+from tests.e2e.bot_fixtures import trained_run  # noqa: F401  (a fixture for the product bot's tests)
 from tests.fake_discord import FakeDiscord, patch_discord_py
 
 # Short enough that tests see several heartbeats, long enough not to load a busy CPU.

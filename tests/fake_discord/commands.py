@@ -152,11 +152,13 @@ def stored_command(
     guild_id: int | None,
 ) -> dict[str, Any]:
     """Return the command object Discord stores and returns for a registered command."""
+    # Discord accepts the permission bits as a number or a string and returns a string.
+    permissions = payload.get("default_member_permissions")
     command: dict[str, Any] = {
         "id": str(command_id),
         "application_id": str(application_id),
         "version": str(version),
-        "default_member_permissions": payload.get("default_member_permissions"),
+        "default_member_permissions": None if permissions is None else str(permissions),
         "type": int(payload.get("type", CHAT_INPUT)),
         "name": payload["name"],
         "name_localizations": payload.get("name_localizations"),
