@@ -141,7 +141,7 @@ def describe_status(
     # Progress and speed.
     kimg, total = _number(status.get("kimg")), _number(status.get("total_kimg"))
     if kimg is not None and total:
-        lines.append(f"Progress: {kimg:.1f} of {total:.0f} kimg ({100 * kimg / total:.1f} %), step {status.get('step', '?')}")
+        lines.append(f"Progress: {kimg:.1f} of {total:g} kimg ({100 * kimg / total:.1f} %), step {status.get('step', '?')}")
     elif kimg is not None:
         lines.append(f"Progress: {kimg:.1f} kimg, step {status.get('step', '?')}")
     speed = _number(status.get("img_per_sec"))
