@@ -5,5 +5,10 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+# Keep pip's and setuptools' chatter in a log, and show it only when installing fails.
+log=.venv/install.log
+if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[test]"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "Installing into .venv failed; the output above (also in $log) says why." >&2
+    exit 1
+fi

@@ -42,6 +42,7 @@ def main() -> int:
     target = PRETRAINED / manifest.path.name
     shutil.copytree(manifest.path, target)
     manifest.path = target
+    manifest.dataset = Path(manifest.dataset).name or manifest.dataset  # no path of the training machine
     atomic_write_json(PRETRAINED / LATEST, manifest.to_dict(PRETRAINED))
     print(f"shipped {target} (step {manifest.step}, {manifest.kimg:g} kimg)")
     return 0
