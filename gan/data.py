@@ -40,6 +40,7 @@ CIFAR10_FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 META_FILE = "batches.meta"
+MAX_MEMBER_BYTES = 256 * 1024 * 1024  # an official batch is about 31 MB; larger members are rejected unread
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -143,6 +144,8 @@ def _read_members(path: Path, wanted: list[str]) -> dict[str, bytes]:
             for member in archive:
                 base = member.name.rsplit("/", 1)[-1]
                 if base in wanted and member.isfile():
+                    if member.size > MAX_MEMBER_BYTES:
+                        raise DataError(f"{path}: {member.name} declares {member.size} bytes, more than a CIFAR-10 batch can hold ({MAX_MEMBER_BYTES}). The archive is corrupt or not CIFAR-10.")
                     handle = archive.extractfile(member)
                     found[base] = handle.read() if handle else b""
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
@@ -166,8 +169,11 @@ def _parse_batch(raw: bytes, name: str, num_classes: int) -> tuple[np.ndarray, n
         dtype = getattr(data, "dtype", type(data).__name__)
         raise DataError(f"{name}: 'data' must be a uint8 array of shape (N, 3072), found {dtype} {shape}.")
     try:
-        labels = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError):
+        raw_labels = np.asarray(labels)
+        if raw_labels.size and raw_labels.dtype.kind not in "iu":
+            raise TypeError(raw_labels.dtype)
+        labels = raw_labels.astype(np.int64)
+    except (TypeError, ValueError, OverflowError):
         raise DataError(f"{name}: 'labels' is not a list of integers.") from None
     if labels.shape != (data.shape[0],):
         raise DataError(f"{name}: {data.shape[0]} images but {labels.size} labels.")
@@ -188,11 +194,18 @@ def load_cifar10(path: str | os.PathLike, split: str = "train") -> Dataset:
     names = meta.get("label_names")
     if not isinstance(names, list) or not names:
         raise DataError(f"{META_FILE}: 'label_names' must be a non-empty list.")
-    class_names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    try:
+        class_names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    except UnicodeDecodeError:
+        raise DataError(f"{META_FILE}: 'label_names' are not UTF-8 text.") from None
+    if len(set(class_names)) != len(class_names):
+        raise DataError(f"{META_FILE}: 'label_names' repeats a name: {list(class_names)}.")
 
     parts = [_parse_batch(members[name], name, len(class_names)) for name in batches]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
+    if len(labels) == 0:
+        raise DataError(f"{path}: the {split} batches contain no images.")
     if path.is_file():
         _note_checksum(path)
     log.info("Loaded %d %s images in %d classes from %s", len(labels), split, len(class_names), path)
@@ -272,13 +285,24 @@ def load_image_folder(path: str | os.PathLike) -> Dataset:
         for file in files:
             try:
                 with Image.open(file) as image:
-                    images.append(_center_crop_resize(image.convert("RGB")))
-            except (UnidentifiedImageError, OSError, ValueError) as error:
+                    images.append(_center_crop_resize(_to_rgb(image)))
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
                 raise DataError(f"{file}: cannot read the image ({error}). Remove or replace it.") from None
             labels.append(label)
     names = tuple(d.name for d in class_dirs)
     log.info("Loaded %d images in %d classes from %s", len(labels), len(names), root)
     return Dataset(np.stack(images), np.asarray(labels, np.int32), names, str(root))
+
+
+def _to_rgb(image):
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode == "I":
+        # Pillow's convert("RGB") clips 16-bit values instead of scaling them.
+        pixels = np.asarray(image, dtype=np.int64)
+        scale = 257 if image.mode.startswith("I;16") or pixels.max() > 255 else 1
+        image = Image.fromarray(np.clip(pixels // scale, 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
 
 
 def _center_crop_resize(image) -> np.ndarray:

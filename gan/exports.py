@@ -49,6 +49,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp creates files readable by the owner only; give the usual umask-based mode,
+        # so a bot or TensorFlow Serving running as another user can read the run directory.
+        os.chmod(temporary, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()
@@ -62,7 +65,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, value) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+    """Write `value` as strict JSON (no NaN or Infinity, which many parsers reject) atomically."""
+    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _fsync_directory(path: Path) -> None:
@@ -131,8 +141,12 @@ class Manifest:
         try:
             if data.get("format") != MANIFEST_FORMAT:
                 raise ExportError(f"unsupported manifest format {data.get('format')!r}, expected {MANIFEST_FORMAT}")
+            path = (base / data["path"]).resolve()
+            # An export lies beside its manifest ("." in an export's own export.json), never elsewhere.
+            if path != base.resolve() and path.parent != base.resolve():
+                raise ExportError(f"the manifest's path {data['path']!r} must name an export directory beside the manifest")
             return cls(
-                path=(base / data["path"]).resolve(),
+                path=path,
                 step=int(data["step"]),
                 kimg=float(data["kimg"]),
                 created=str(data["created"]),
@@ -239,8 +253,14 @@ def write_export(
     name = f"generator-{int(kimg):06d}"
     if (exports_dir / name).exists():
         name = f"{name}-step{step}"
+    suffix = 2
+    base_name = name
+    while (exports_dir / name).exists():  # the same step exported again, e.g. by a resumed run
+        name = f"{base_name}-{suffix}"
+        suffix += 1
     final = exports_dir / name
     temporary = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=exports_dir))
+    os.chmod(temporary, 0o777 & ~_umask())
 
     manifest = Manifest(
         path=final.resolve(),

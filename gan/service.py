@@ -455,6 +455,17 @@ class GenerationService:
             self._seen_stat, self._seen_digest = read.stat_key, read.digest
             return "unchanged", candidate
 
+        # Class names are fixed once serving starts: Discord's command choices and
+        # the buttons under old results store class names and indices.
+        if tuple(manifest.class_names) != current.served.class_names:
+            self._record_failure(
+                read.digest,
+                f"export {manifest.path} (step {manifest.step}) rejected: its classes {list(manifest.class_names)} differ from "
+                f"the served {list(current.served.class_names)}; restart the bot to serve it",
+                read,
+            )
+            return "failed", candidate
+
         # Load and test the new export, unless the previous attempt already did.
         if candidate is not None and (candidate.served.path, candidate.served.sha256) == (str(manifest.path), manifest.sha256):
             candidate = _with_description(candidate, manifest)

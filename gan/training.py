@@ -162,14 +162,35 @@ class Trainer:
             problems = self.config.incompatible_with(stored)
             if problems:
                 raise TrainingError(f"Cannot resume {self.run_dir} with a different configuration ({'; '.join(problems)}). Use the stored settings or a new --out.")
+            if not has_checkpoint:
+                raise TrainingError(f"No checkpoint to resume from in {self.run_dir / 'checkpoints'}. Check --out, or start a new run without --resume.")
+            self._restore_newest_readable()
         elif has_checkpoint:
             raise TrainingError(f"{self.run_dir} already holds a training run. Pass --resume to continue it, or choose a new --out.")
 
+        # The stored configuration changes only once the run can really continue.
         atomic_write_json(config_path, self.config.to_dict())
-        if has_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("Resumed from %s at step %d (%.1f kimg)", self.manager.latest_checkpoint, int(self.step.numpy()), self.kimg)
         self._load_status_history()
+
+    def _restore_newest_readable(self) -> None:
+        """Restore the newest checkpoint that reads back; skip (and log) corrupt ones."""
+        import tensorflow as tf
+
+        failures = []
+        for path in reversed(self.manager.checkpoints):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError) as error:
+                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                log.warning("Checkpoint %s is unreadable (%s); trying an older one", path, message)
+                failures.append(f"{Path(path).name}: {message}")
+                continue
+            log.info("Resumed from %s at step %d (%.1f kimg)", path, int(self.step.numpy()), self.kimg)
+            return
+        raise TrainingError(
+            f"Every checkpoint in {self.run_dir / 'checkpoints'} is unreadable ({'; '.join(failures) or 'none listed'}). "
+            "Restore them from a backup, or start a new run without --resume."
+        )
 
     def _load_status_history(self) -> None:
         try:
@@ -288,7 +309,7 @@ class Trainer:
 
     def save_checkpoint(self) -> str:
         path = self.manager.save(checkpoint_number=int(self.step.numpy()))
-        self.status["last_checkpoint"] = {"path": path, "kimg": round(self.kimg, 3), "time": _now()}
+        self.status["last_checkpoint"] = {"path": self._relative(path), "kimg": round(self.kimg, 3), "time": _now()}
         log.info("Saved checkpoint %s (%.1f kimg)", path, self.kimg)
         return path
 
@@ -302,8 +323,12 @@ class Trainer:
             kimg=self.kimg,
             dataset=self.dataset.source,
         )
-        self.status["last_export"] = {"path": str(manifest.path), "kimg": round(manifest.kimg, 3), "step": manifest.step, "time": manifest.created}
+        self.status["last_export"] = {"path": self._relative(manifest.path), "kimg": round(manifest.kimg, 3), "step": manifest.step, "time": manifest.created}
         return manifest
+
+    def _relative(self, path) -> str:
+        """A path inside the run directory as status.json stores it: relative, so the run can move."""
+        return Path(os.path.relpath(Path(path).resolve(), self.run_dir.resolve())).as_posix()
 
     def sample_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """The fixed latent vectors and labels of every sample grid: one row per class."""
@@ -324,7 +349,7 @@ class Trainer:
         path = self.run_dir / "samples" / f"fakes{int(self.kimg):06d}.png"
         png = render_grid(pixels, size=32, columns=SAMPLE_COLUMNS, metadata={"kimg": f"{self.kimg:.1f}", "step": str(int(self.step.numpy()))})
         atomic_write_bytes(path, png)
-        self.status["last_sample"] = {"path": str(path.resolve()), "kimg": round(self.kimg, 3)}
+        self.status["last_sample"] = {"path": self._relative(path), "kimg": round(self.kimg, 3)}
         if self._summary_writer is not None:
             with self._summary_writer.as_default(step=int(self.images_seen.numpy())):
                 tf.summary.image("samples", _grid_tensor(pixels, SAMPLE_COLUMNS), max_outputs=1)
@@ -399,9 +424,10 @@ class Trainer:
         if img_per_sec:
             self.status["img_per_sec"] = round(img_per_sec, 2)
             self.status["sec_per_kimg"] = round(1000.0 / img_per_sec, 2)
-            self.status["eta_seconds"] = round(remaining * 1000.0 / img_per_sec, 1) if state == "running" else 0.0
+            eta = remaining * 1000.0 / img_per_sec if state == "running" else 0.0
+            self.status["eta_seconds"] = round(eta, 1) if np.isfinite(eta) else None
         if losses:
-            self.status["losses"] = {k: round(v, 4) for k, v in losses.items()}
+            self.status["losses"] = {k: (round(v, 4) if np.isfinite(v) else None) for k, v in losses.items()}
         self.status["loss_history"] = list(self.loss_history)
         atomic_write_json(self.run_dir / STATUS_FILE, self.status)
 
@@ -411,7 +437,8 @@ class Trainer:
         if self._stop_signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self._stop_signal = signum
-        log.info("Received %s: stopping after this step (press Ctrl-C again to abort without saving)", signal.Signals(signum).name)
+        hint = " (press Ctrl-C again to abort without saving)" if signum == signal.SIGINT else ""
+        log.info("Received %s: stopping after this step%s", signal.Signals(signum).name, hint)
 
     def train(self, max_steps: int | None = None) -> str:
         """Train until `total_kimg` (or `max_steps` more steps, or a stop signal); return the final state."""
@@ -449,6 +476,11 @@ class Trainer:
             self.save_samples()
         self.write_status("running")
 
+        if self.kimg >= config.total_kimg:
+            log.info("Nothing to train: the run is at %.1f kimg of %g. Pass a larger --kimg to continue it.", self.kimg, config.total_kimg)
+            self.write_status("finished")
+            return "finished"
+
         iterator = self.make_iterator()
         steps_done = 0
         tick_start_time, tick_start_kimg = time.perf_counter(), self.kimg
@@ -456,7 +488,7 @@ class Trainer:
         next_snapshot = (int(self.kimg / config.snapshot_kimg) + 1) * config.snapshot_kimg
         next_eval = (int(self.kimg / config.eval_kimg) + 1) * config.eval_kimg if config.eval_kimg > 0 else float("inf")
         progress = _ProgressLine(config.total_kimg) if sys.stderr.isatty() else None
-        log.info("Training %s from %.1f to %.1f kimg, batch %d on %d replica(s)", config.model.preset, self.kimg, config.total_kimg, config.batch_size, self.replicas)
+        log.info("Training %s from %.1f to %g kimg, batch %d on %d replica(s)", config.model.preset, self.kimg, config.total_kimg, config.batch_size, self.replicas)
 
         while self.kimg < config.total_kimg:
             losses = self.run_steps(iterator, 1)
@@ -468,7 +500,7 @@ class Trainer:
             if self.kimg >= next_tick or self._stop_signal is not None or (max_steps and steps_done >= max_steps):
                 elapsed = time.perf_counter() - tick_start_time
                 img_per_sec = (self.kimg - tick_start_kimg) * 1000.0 / max(elapsed, 1e-9)
-                self.loss_history.append({"kimg": round(self.kimg, 3), **{k: round(v, 4) for k, v in losses.items()}})
+                self.loss_history.append({"kimg": round(self.kimg, 3), **{k: (round(v, 4) if np.isfinite(v) else None) for k, v in losses.items()}})
                 with self._summary_writer.as_default(step=int(self.images_seen.numpy())):
                     for name, value in losses.items():
                         tf.summary.scalar(f"loss/{name}", value)
@@ -477,7 +509,7 @@ class Trainer:
                 if progress:
                     progress.clear()
                 log.info(
-                    "kimg %.1f/%.0f  step %d  %.1f img/s  %.2f sec/kimg  loss_d %.3f  loss_g %.3f  ETA %s",
+                    "kimg %.1f/%g  step %d  %.1f img/s  %.2f sec/kimg  loss_d %.3f  loss_g %.3f  ETA %s",
                     self.kimg, config.total_kimg, int(self.step.numpy()), img_per_sec, 1000.0 / max(img_per_sec, 1e-9),
                     losses["loss_d"], losses["loss_g"], _format_duration(eta),
                 )
@@ -486,7 +518,8 @@ class Trainer:
                 next_tick = (int(self.kimg / config.tick_kimg) + 1) * config.tick_kimg
 
             if not np.isfinite(losses["loss_d"]) or not np.isfinite(losses["loss_g"]):
-                raise TrainingError(f"Losses are not finite at {self.kimg:.1f} kimg ({losses}); the last checkpoint is kept. Lower the learning rates and --resume.")
+                kept = "the last checkpoint is kept, so lower the learning rates and --resume" if self.manager.latest_checkpoint else "lower the learning rates and start again"
+                raise TrainingError(f"Losses are not finite at {self.kimg:.1f} kimg ({losses}); {kept}.")
 
             # Snapshot: checkpoint, export and sample grid.
             if self.kimg >= next_snapshot:

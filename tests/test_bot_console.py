@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import os
 import re
+import selectors
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,6 +138,65 @@ def test_console_unwritable_output_continues(tmp_path):
     assert output.count("Set BOT_OUTPUT_DIR to a writable folder.") == 2
 
 
+def test_console_overlong_seed_rejected(tmp_path):
+    _, output = run_lines(tmp_path, "/generate seed:" + "9" * 5000 + "\n")
+    assert output == f"seed must be a whole number from 0 to 9007199254740991, got '{'9' * 40}…' (5000 characters).\n"
+
+
+def test_console_overlong_class_rejected(tmp_path):
+    _, output = run_lines(tmp_path, "/generate class:" + "9" * 5000 + "\n")
+    assert output.startswith("class must be a class name or index of at most 256 characters")
+
+
+def test_console_replaces_image_atomically(tmp_path):
+    # A file rewritten in place keeps its inode, so a hard link to it would see the new bytes.
+    # An atomic write replaces the directory entry and leaves the linked old file as it was.
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "cat-1x-seed7.png").write_bytes(b"old image")
+    os.link(images / "cat-1x-seed7.png", tmp_path / "old-link.png")
+    run_lines(tmp_path, "/generate class:cat count:1 seed:7\n")
+    assert (tmp_path / "old-link.png").read_bytes() == b"old image"
+    assert (images / "cat-1x-seed7.png").read_bytes().startswith(PNG)
+    assert sorted(path.name for path in images.iterdir()) == ["cat-1x-seed7.png"]
+
+
+class SigtermOnRead(io.StringIO):
+    """Input whose first readline sends SIGTERM to this process, then returns a command."""
+
+    def readline(self, *args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return "/generate seed:1 count:1\n"
+
+
+def test_console_sigterm_stops_cleanly(tmp_path):
+    # If the console installed no handler, this test's handler would swallow the signal and
+    # the command after it would run.
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    service = StandInService()
+    try:
+        status = run_console(settings(output_dir=tmp_path), service, SigtermOnRead(), io.StringIO())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert status == 0
+    assert service.calls == []
+    assert received == []
+
+
+def test_console_restores_sigterm_handler(tmp_path):
+    def handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        run_console(settings(output_dir=tmp_path), StandInService(), io.StringIO("/help\n"), io.StringIO())
+        installed = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert installed is handler
+
+
 def test_console_help_lists_classes(tmp_path):
     _, output = run_lines(tmp_path, "/help\n")
     assert "classes: airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck, random" in output
@@ -188,6 +250,42 @@ def test_piped_console_on_run_dir(tiny_run_dir, tmp_path):
     assert "Serving the latest export of training run" in result.stdout
     assert "status.json does not exist yet" in result.stdout
     assert "gan-train --data PATH --preset small --out runs/NAME" in result.stdout
+
+
+def test_piped_console_sigterm_exits_0(tiny_run_dir, tmp_path):
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("BOT_", "GAN_", "DISCORD_"))}
+    environ.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(ROOT), GAN_RUN_DIR=str(tiny_run_dir))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=environ,
+    )
+    try:
+        # Wait until the console answers a command, then stop it while it waits for the next line.
+        process.stdin.write(b"/help\n")
+        process.stdin.flush()
+        output = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + 120
+            while b"Commands (options" not in output and time.monotonic() < deadline:
+                if selector.select(timeout=1):
+                    chunk = os.read(process.stdout.fileno(), 65536)
+                    if not chunk:
+                        break
+                    output += chunk
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(timeout=60)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        process.stdin.close()
+        process.stdout.close()
+    assert b"Commands (options" in output
+    assert returncode == 0
 
 
 def test_piped_console_without_model_exits_1(tmp_path):

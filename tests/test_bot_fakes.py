@@ -18,7 +18,7 @@ from gan.config import CIFAR10_CLASSES
 from gan.service import Generation, ModelUnavailable, ServedModel, _resolve_class
 
 
-def served_model(step: int = 1200) -> ServedModel:
+def served_model(step: int = 1200, dataset: str = "cifar10", metrics: dict | None = None) -> ServedModel:
     return ServedModel(
         path="/srv/runs/demo/exports/generator-000076",
         source="run",
@@ -26,8 +26,8 @@ def served_model(step: int = 1200) -> ServedModel:
         kimg=76.8,
         created="2025-01-02T03:04:05+00:00",
         class_names=CIFAR10_CLASSES,
-        dataset="cifar10",
-        metrics={"fid": 31.25},
+        dataset=dataset,
+        metrics={"fid": 31.25} if metrics is None else metrics,
         sha256="ab" * 32,
         preset="small",
         loaded_at=dt.datetime.now(dt.timezone.utc),

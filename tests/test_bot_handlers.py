@@ -16,7 +16,7 @@ import pytest
 from bot.handlers import MAX_SEED, VARIATION_STRENGTH, CommandHandlers
 from bot.limits import GenerationQueue
 from bot.messages import Request
-from bot.status import check_liveness, format_duration
+from bot.status import check_liveness, format_duration, loss_history
 from gan.images import render_grid
 from gan.service import GenerationError
 from test_bot_fakes import StandInService, served_model, settings
@@ -111,6 +111,28 @@ async def test_generate_invalid_option(options, message):
     assert reply.text == message
     assert reply.ephemeral is True
     assert defer.calls == []
+
+
+@pytest.mark.parametrize("name", ["count", "seed"])
+async def test_generate_overlong_number_rejected(name):
+    defer = DeferRecorder()
+    reply = await make_handlers().handle(request(**{name: "7" * 5000}), defer)
+    high = 16 if name == "count" else MAX_SEED
+    assert reply.text == f"{name} must be a whole number from {1 if name == 'count' else 0} to {high}, got '{'7' * 40}…' (5000 characters)."
+    assert reply.ephemeral is True
+    assert defer.calls == []
+
+
+async def test_generate_number_text_at_limit():
+    service = StandInService()
+    await make_handlers(service).handle(request(seed="0" * 31 + "7"), DeferRecorder())
+    assert service.calls[0]["seed"] == 7
+
+
+async def test_generate_overlong_class_rejected():
+    reply = await make_handlers().handle(request(**{"class": "3" * 5000}), DeferRecorder())
+    assert reply.text == f"class must be a class name or index of at most 256 characters, got '{'3' * 40}…' (5000 characters)."
+    assert reply.ephemeral is True
 
 
 async def test_generate_unknown_class_suggests():
@@ -274,9 +296,11 @@ async def test_button_requester_only_allows_owner():
 
 
 async def test_button_with_stale_class():
-    reply = await make_handlers().handle(button_request("reroll", class_index=99), DeferRecorder())
+    defer = DeferRecorder()
+    reply = await make_handlers().handle(button_request("reroll", class_index=99), defer)
     assert reply.text.startswith("This button no longer works: Class index 99 is out of range")
     assert reply.ephemeral is True
+    assert defer.calls == []
 
 
 # /model.
@@ -285,12 +309,65 @@ async def test_button_with_stale_class():
 async def test_model_reports_step_and_metrics():
     reply = await make_handlers().handle(request("model"), DeferRecorder())
     assert "step 1200 (76.8 kimg)" in reply.text
-    assert "Metrics: fid 31.25" in reply.text
+    assert "Metrics: fid 31.2" in reply.text
 
 
 async def test_model_hides_full_path():
     reply = await make_handlers().handle(request("model"), DeferRecorder())
     assert "/srv/runs" not in reply.text
+
+
+async def test_model_shows_dataset_name_only():
+    service = StandInService(served_model(dataset="/srv/data/cifar-10-python.tar.gz"))
+    reply = await make_handlers(service).handle(request("model"), DeferRecorder())
+    assert "Trained on: cifar-10-python.tar.gz (10 classes" in reply.text
+    assert "/srv/data" not in reply.text
+
+
+EVALUATED = {
+    "fd_cifar": 41.2345,
+    "kid_cifar": 0.03112,
+    "kid_cifar_std": 0.00213,
+    "class_match": 0.62,
+    "classifier_score": 5.1234,
+    "classifier_score_std": 0.0812,
+    "classifier_test_accuracy": 0.93,
+    "num_images": 10000,
+    "feature_network": "cifar",
+    "step": 1200,
+    "kimg": 76.8,
+    "seconds": 41.5,
+    "floor": {"fd_cifar": 3.104, "kid_cifar": 0.0001, "class_match": 0.93, "num_images": 10000},
+}
+
+
+async def test_model_metrics_readable():
+    service = StandInService(served_model(metrics=EVALUATED))
+    reply = await make_handlers(service).handle(request("model"), DeferRecorder())
+    assert (
+        "Metrics (10000 images): fd_cifar 41.2 (real-data floor 3.1), kid_cifar 0.0311 ± 0.00213, "
+        "class match 62.0%, classifier score 5.12 ± 0.0812\n" in reply.text
+    )
+
+
+async def test_model_metrics_hide_bookkeeping():
+    service = StandInService(served_model(metrics=EVALUATED))
+    reply = await make_handlers(service).handle(request("model"), DeferRecorder())
+    metrics_line = next(line for line in reply.text.splitlines() if line.startswith("Metrics"))
+    for hidden in ("seconds", "41.5", "feature_network", "step", "kimg", "classifier_test_accuracy", "{"):
+        assert hidden not in metrics_line
+
+
+async def test_model_metrics_skip_missing_keys():
+    service = StandInService(served_model(metrics={"fd_cifar": 250.4, "kid_cifar": float("nan")}))
+    reply = await make_handlers(service).handle(request("model"), DeferRecorder())
+    assert "Metrics: fd_cifar 250\n" in reply.text
+
+
+async def test_model_metrics_only_unknown_keys():
+    service = StandInService(served_model(metrics={"seconds": 12.0, "step": 1200}))
+    reply = await make_handlers(service).handle(request("model"), DeferRecorder())
+    assert "Metrics: not evaluated" in reply.text
 
 
 async def test_model_reports_reload_error():
@@ -418,7 +495,7 @@ async def test_train_status_shows_speed_and_eta(tmp_path):
 async def test_train_status_shows_losses_and_exports(tmp_path):
     write_status(tmp_path)
     reply, _ = await train_status(tmp_path)
-    assert "Losses: D 1.100, G 0.700" in reply.text
+    assert "Losses: D loss 1.100, G loss 0.700" in reply.text
     assert "Last checkpoint: 70.0 kimg, 3 min ago" in reply.text
     assert "Last export: step 1100, 70.0 kimg" in reply.text
     assert "Served by the bot: step 1200" in reply.text
@@ -500,6 +577,133 @@ async def test_train_status_shows_trainer_error(tmp_path):
     assert "Error: NaN in the discriminator loss at step 1200" in reply.text
 
 
+@pytest.mark.parametrize("eta", [float("inf"), float("nan")])
+async def test_train_status_eta_not_finite(tmp_path, eta):
+    write_status(tmp_path, eta_seconds=eta)
+    reply, _ = await train_status(tmp_path)
+    assert "Speed: 85.1 img/s, time to go unknown" in reply.text
+
+
+async def test_train_status_total_kimg_infinite(tmp_path):
+    write_status(tmp_path, total_kimg=float("inf"))
+    reply, _ = await train_status(tmp_path)
+    assert "Progress: 76.8 of unknown kimg, step 1200" in reply.text
+
+
+async def test_train_status_huge_numbers(tmp_path):
+    write_status(tmp_path, kimg=1e308, total_kimg=1e-308, img_per_sec=float("nan"), step=10**400)
+    reply, _ = await train_status(tmp_path)
+    assert "Progress: 1e+308 of 1e-308 kimg (unknown %), step unknown" in reply.text
+    assert "Speed: unknown img/s" in reply.text
+
+
+async def test_train_status_losses_not_finite(tmp_path):
+    write_status(tmp_path, losses={"loss_d": float("nan"), "loss_g": -1e308})
+    reply, _ = await train_status(tmp_path)
+    assert "Losses: D loss unknown, G loss -1e+308" in reply.text
+
+
+async def test_train_status_loss_names_readable(tmp_path):
+    write_status(tmp_path, losses={"loss_d": 1.1, "loss_g": 0.7, "real_score": 0.5, "fake_score": -0.4, "loss_r1": 0.01})
+    reply, _ = await train_status(tmp_path)
+    assert "Losses: D loss 1.100, G loss 0.700, D(real) 0.500, D(fake) -0.400, loss r1 0.010" in reply.text
+
+
+async def test_train_status_curve_with_absurd_history(tmp_path):
+    history = [
+        {"kimg": 1.0, "loss_d": 1e308, "loss_g": 0.5},
+        {"kimg": 2.0, "loss_d": -1e308, "loss_g": float("nan")},
+        {"kimg": 3.0, "loss_d": 1.2, "loss_g": 0.6},
+        {"kimg": float("inf"), "loss_d": 1.0, "loss_g": 0.6},
+        {"kimg": 4.0, "loss_d": 1.1, "loss_g": 0.7},
+    ]
+    write_status(tmp_path, loss_history=history)
+    reply, _ = await train_status(tmp_path)
+    assert [file.filename for file in reply.files] == ["fakes000070.png", "loss-curve.png"]
+
+
+def test_loss_history_drops_unplottable_values():
+    status = {
+        "loss_history": [
+            {"kimg": 1.0, "loss_d": 1e308, "loss_g": 0.5},
+            {"kimg": 2.0, "loss_d": float("nan"), "loss_g": float("-inf")},
+            {"kimg": float("nan"), "loss_d": 1.0},
+            {"kimg": 3.0, "loss_d": 1.2, "loss_g": True},
+            "not a point",
+        ]
+    }
+    assert loss_history(status) == [{"kimg": 1.0, "loss_g": 0.5}, {"kimg": 3.0, "loss_d": 1.2}]
+
+
+async def test_train_status_huge_pid(tmp_path):
+    write_status(tmp_path, pid=2**70, host=socket.gethostname())
+    reply, _ = await train_status(tmp_path)
+    assert "The trainer process 1180591620717411303424 is no longer running" in reply.text
+
+
+async def test_train_status_huge_integer_file(tmp_path):
+    (tmp_path / "status.json").write_text('{"step": ' + "1" * 5000 + "}")
+    reply, _ = await train_status(tmp_path)
+    assert "is unreadable" in reply.text
+
+
+async def test_train_status_relative_sample_path(tmp_path):
+    write_status(tmp_path, last_sample={"path": "samples/fakes000070.png", "kimg": 70.0})
+    reply, _ = await train_status(tmp_path)
+    assert reply.files[0].filename == "fakes000070.png"
+    assert reply.files[0].data == (tmp_path / "samples" / "fakes000070.png").read_bytes()
+
+
+async def test_train_status_relative_sample_missing(tmp_path):
+    write_status(tmp_path, last_sample={"path": "samples/gone.png", "kimg": 70.0})
+    reply, _ = await train_status(tmp_path)
+    assert "The newest sample grid samples/gone.png is missing." in reply.text
+
+
+async def test_train_status_absolute_sample_kept(tmp_path):
+    run_dir, elsewhere = tmp_path / "run", tmp_path / "old-run" / "samples"
+    run_dir.mkdir()
+    elsewhere.mkdir(parents=True)
+    png = render_grid(StandInService().generate(count=1, seed=2).images, size=32)
+    (elsewhere / "fakes000010.png").write_bytes(png)
+    write_status(run_dir, last_sample={"path": str(elsewhere / "fakes000010.png"), "kimg": 10.0})
+    reply, _ = await train_status(run_dir)
+    assert reply.files[0].data == png
+
+
+async def test_train_status_relative_paths_shown(tmp_path):
+    write_status(
+        tmp_path,
+        last_checkpoint={"path": "checkpoints/ckpt-7", "kimg": 70.0},
+        last_export={"path": "exports/generator-000070", "kimg": 70.0, "step": 1100},
+    )
+    reply, _ = await train_status(tmp_path)
+    assert "Last checkpoint: 70.0 kimg (`checkpoints/ckpt-7`)" in reply.text
+    assert "Last export: step 1100, 70.0 kimg (`exports/generator-000070`)" in reply.text
+
+
+async def test_train_status_absolute_paths_shown_relative(tmp_path):
+    write_status(
+        tmp_path,
+        last_checkpoint={"path": str(tmp_path / "checkpoints" / "ckpt-7"), "kimg": 70.0},
+        last_export={"path": str(tmp_path / "exports" / "generator-000070"), "kimg": 70.0, "step": 1100},
+    )
+    reply, _ = await train_status(tmp_path)
+    assert "(`checkpoints/ckpt-7`)" in reply.text
+    assert "(`exports/generator-000070`)" in reply.text
+    assert str(tmp_path) not in reply.text
+
+
+async def test_train_status_names_configured_run(tmp_path):
+    run_dir = tmp_path / "moved-run"
+    run_dir.mkdir()
+    status = write_status(run_dir)
+    status["run_dir"] = "/elsewhere/original-run"
+    (run_dir / "status.json").write_text(json.dumps(status))
+    reply, _ = await train_status(run_dir)
+    assert reply.text.startswith("**Training run `moved-run`**")
+
+
 def test_liveness_live_pid_same_host():
     now = dt.datetime.now(dt.timezone.utc)
     status = {"state": "running", "pid": subprocess.os.getpid(), "host": socket.gethostname(), "updated": iso(now)}
@@ -511,7 +715,18 @@ def test_liveness_missing_updated():
     assert check_liveness(status, dt.datetime.now(dt.timezone.utc), 600).dead is True
 
 
-@pytest.mark.parametrize("seconds, text", [(45, "45 s"), (720, "12 min"), (11100, "3 h 5 min"), (187200, "2 d 4 h")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (45, "45 s"),
+        (720, "12 min"),
+        (11100, "3 h 5 min"),
+        (187200, "2 d 4 h"),
+        (float("inf"), "unknown"),
+        (float("nan"), "unknown"),
+        (1e308, "more than 99999 d"),
+    ],
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 

@@ -117,6 +117,36 @@ def test_settings_invalid_value(name, value, message):
     assert str(caught.value) == message
 
 
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("GAN_RELOAD_INTERVAL", "1e300", "GAN_RELOAD_INTERVAL must be at most 86400 seconds (1 day), got '1e300'."),
+        ("BOT_SHUTDOWN_SECONDS", "86401", "BOT_SHUTDOWN_SECONDS must be at most 86400 seconds (1 day), got '86401'."),
+        ("BOT_COOLDOWN_SECONDS", "1e10", "BOT_COOLDOWN_SECONDS must be at most 86400 seconds (1 day), got '1e10'."),
+        ("BOT_STALE_SECONDS", "604801", "BOT_STALE_SECONDS must be at most 604800 seconds (7 days), got '604801'."),
+    ],
+)
+def test_settings_seconds_above_maximum(name, value, message):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value})
+    assert str(caught.value) == message
+
+
+def test_settings_seconds_at_maximum():
+    settings = load_settings(
+        {
+            "GAN_RELOAD_INTERVAL": "86400",
+            "BOT_SHUTDOWN_SECONDS": "86400",
+            "BOT_COOLDOWN_SECONDS": "86400",
+            "BOT_STALE_SECONDS": "604800",
+        }
+    )
+    assert settings.reload_interval == 86400.0
+    assert settings.shutdown_seconds == 86400.0
+    assert settings.cooldown_seconds == 86400.0
+    assert settings.stale_seconds == 604800.0
+
+
 def test_env_example_lists_every_variable():
     environ = RecordingEnviron()
     load_settings(environ)
@@ -162,6 +192,12 @@ def test_main_invalid_setting_exits_2(clean_environ, capsys):
     clean_environ["BOT_QUEUE_SIZE"] = "ten"
     assert main(["--console"]) == 2
     assert capsys.readouterr().err == "BOT_QUEUE_SIZE must be a positive integer, got 'ten'.\n"
+
+
+def test_main_huge_reload_interval_exits_2(clean_environ, capsys):
+    clean_environ["GAN_RELOAD_INTERVAL"] = "1e300"
+    assert main(["--console"]) == 2
+    assert capsys.readouterr().err == "GAN_RELOAD_INTERVAL must be at most 86400 seconds (1 day), got '1e300'.\n"
 
 
 def test_main_discord_without_token_exits_1(clean_environ, capsys):

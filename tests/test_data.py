@@ -221,3 +221,44 @@ def test_real_cifar10_loads(real_cifar_archive):
     dataset = load_dataset(real_cifar_archive)
     assert dataset.images.shape == (50000, 32, 32, 3)
     assert np.bincount(dataset.labels).tolist() == [5000] * 10
+
+
+def test_float_labels_rejected(tmp_path):
+    files = batch_files()
+    batch = pickle.loads(files["data_batch_1"])
+    batch[b"labels"] = [1.7] * len(batch[b"labels"])
+    files["data_batch_1"] = pickle.dumps(batch)
+    with pytest.raises(DataError, match="not a list of integers"):
+        load_dataset(write_archive(tmp_path / "a.tar.gz", files))
+
+
+def test_empty_batches_rejected(tmp_path):
+    rng = np.random.default_rng(0)
+    from cifar_fixtures import make_batch
+
+    files = batch_files()
+    for name in [f"data_batch_{i}" for i in range(1, 6)]:
+        files[name] = pickle.dumps(make_batch(rng, 0))
+    with pytest.raises(DataError, match="contain no images"):
+        load_dataset(write_archive(tmp_path / "a.tar.gz", files))
+
+
+def test_huge_member_rejected_unread(tmp_path):
+    import io
+    import tarfile
+
+    path = tmp_path / "declared.tar"
+    with tarfile.open(path, "w") as archive:
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = 10**11
+        archive.addfile(info)  # the header alone: a member declaring 100 GB
+    with pytest.raises(DataError):
+        load_dataset(path)
+
+
+def test_sixteen_bit_image_scaled(tmp_path):
+    root = tmp_path / "pictures"
+    (root / "grey").mkdir(parents=True)
+    Image.fromarray(np.full((40, 40), 32768, dtype=np.uint16)).save(root / "grey" / "a.png")
+    dataset = load_dataset(root)
+    assert 120 <= int(dataset.images[0, 0, 0, 0]) <= 135

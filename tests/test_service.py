@@ -487,14 +487,12 @@ def test_generate_before_start_unavailable(run_dir):
 
 def test_reload_swaps_new_export(service, run_dir, export_pool):
     before = service.generate("cat", count=2, seed=1).images
-    upper_names = tuple(name.upper() for name in CIFAR10_CLASSES)
-    publish(run_dir, export_pool["other"], step=200, class_names=upper_names)
+    publish(run_dir, export_pool["other"], step=200)
     assert service.check_for_update() is True
     assert service.served.step == 200
     assert service.last_reload_error is None
     assert not np.array_equal(service.generate(3, count=2, seed=1).images, before)
-    assert service.class_names == upper_names
-    assert service.generate("cat", count=1, seed=1).class_names == ("CAT",)
+    assert service.generate("cat", count=1, seed=1).class_names == ("cat",)
 
 
 def test_reload_unchanged_manifest(shared):
@@ -663,3 +661,10 @@ def test_reload_while_generating(run_dir, export_pool):
     assert service.last_reload_error is None
     assert not poller.is_alive()
     service.close()  # a second close is a no-op
+
+
+def test_reload_changed_classes_rejected(service, run_dir, export_pool):
+    publish(run_dir, export_pool["first"], step=300, class_names=tuple(f"c{i}" for i in range(10)))
+    assert service.check_for_update() is False
+    assert service.served.step == 100
+    assert "restart the bot" in service.last_reload_error

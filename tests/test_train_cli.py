@@ -26,8 +26,10 @@ def run_train(*args, timeout=240):
     "args, message",
     [
         (["--preset", "huge"], "invalid choice: 'huge'"),
-        (["--kimg", "0"], "--kimg must be positive"),
-        (["--batch", "-4"], "--batch must be positive"),
+        (["--kimg", "0"], "--kimg must be a positive finite number"),
+        (["--kimg", "inf"], "--kimg must be a positive finite number"),
+        (["--batch", "-4"], "--batch must be a positive finite number"),
+        (["--seed", str(2**40)], "--seed must be in 0..4294967295"),
         (["--diffaugment", "color,blur"], "Unknown DiffAugment policy"),
     ],
 )
@@ -73,6 +75,51 @@ def test_short_run_then_resume(tmp_path, small_archive):
     clash = run_train("--out", run, "--resume", "--preset", "small")
     assert clash.returncode == 2
     assert "different configuration" in clash.stderr
+
+    exports_before = sorted(p.name for p in (run / "exports").iterdir())
+    again = run_train("--out", run, "--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Nothing to train" in again.stderr
+    assert sorted(p.name for p in (run / "exports").iterdir()) == exports_before
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+
+
+def test_resume_skips_corrupt_checkpoint(tmp_path, small_archive):
+    run = tmp_path / "run"
+    first = run_train("--data", small_archive, "--preset", "tiny", "--out", run, "--batch", "8", "--kimg", "0.032", "--tick-kimg", "0.016", "--snapshot-kimg", "0.016")
+    assert first.returncode == 0, first.stderr[-2000:]
+    newest = sorted((run / "checkpoints").glob("ckpt-*.index"))[-1]
+    newest.write_bytes(b"garbage")
+
+    resumed = run_train("--out", run, "--resume", "--kimg", "0.048")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "is unreadable" in resumed.stderr
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+
+
+def test_resume_without_checkpoint_exit_2(tmp_path, small_archive):
+    run = tmp_path / "run"
+    first = run_train("--data", small_archive, "--preset", "tiny", "--out", run, "--batch", "8", "--kimg", "0.016")
+    assert first.returncode == 0, first.stderr[-2000:]
+    for file in (run / "checkpoints").iterdir():
+        file.unlink()
+    result = run_train("--out", run, "--resume", "--kimg", "0.032")
+    assert result.returncode == 2
+    assert "No checkpoint to resume from" in result.stderr
+
+
+def test_run_files_readable_by_others(tmp_path, small_archive):
+    run = tmp_path / "run"
+    old_umask = os.umask(0o022)
+    try:
+        result = run_train("--data", small_archive, "--preset", "tiny", "--out", run, "--batch", "8", "--kimg", "0.016")
+    finally:
+        os.umask(old_umask)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run / "status.json").stat().st_mode & 0o777 == 0o644
+    assert (run / "exports" / "latest.json").stat().st_mode & 0o777 == 0o644
+    export = next(p for p in (run / "exports").iterdir() if p.is_dir())
+    assert export.stat().st_mode & 0o777 == 0o755
 
 
 def test_sigterm_saves_and_exits_0(tmp_path, small_archive):

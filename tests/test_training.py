@@ -136,8 +136,9 @@ def test_train_writes_run_directory(dataset, tmp_path):
     manifest = read_manifest(run / "exports" / "latest.json")
     assert status["state"] == "finished"
     assert status["kimg"] == pytest.approx(0.064)
-    assert status["last_export"]["path"] == str(manifest.path)
-    assert Path(status["last_sample"]["path"]).is_file()
+    assert (run / status["last_export"]["path"]).resolve() == manifest.path
+    assert (run / status["last_sample"]["path"]).is_file()
+    assert not Path(status["last_sample"]["path"]).is_absolute()
     assert manifest.sha256 == hash_export(manifest.path)
     assert manifest.class_names == dataset.class_names
     assert json.loads((run / "config.json").read_text())["model"]["preset"] == "tiny"
@@ -229,3 +230,11 @@ def test_real_cifar10_steps(real_cifar_archive, tmp_path):
     assert np.isfinite(losses["loss_d"])
     assert np.isfinite(losses["loss_g"])
     assert trainer.kimg == pytest.approx(0.048)
+
+
+def test_manifest_path_outside_exports_rejected(tmp_path):
+    manifest = tmp_path / "exports" / "latest.json"
+    manifest.parent.mkdir()
+    manifest.write_text(json.dumps({"format": 1, "path": "/etc", "step": 1, "kimg": 1, "created": "x", "model": TINY.to_dict(), "class_names": ["a"], "sha256": "0"}))
+    with pytest.raises(ExportError, match="beside the manifest"):
+        read_manifest(manifest)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -54,10 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ("kimg", "batch", "lr_g", "lr_d", "d_steps", "ema_kimg", "tick_kimg", "snapshot_kimg", "max_steps", "eval_kimg", "eval_images"):
         value = getattr(args, name)
-        if value is not None and not value > 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if args.seed is not None and args.seed < 0:
-        parser.error(f"--seed must be non-negative, got {args.seed}")
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            parser.error(f"--{name.replace('_', '-')} must be a positive finite number, got {value}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        parser.error(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     if args.cpu_replicas < 0:
         parser.error(f"--cpu-replicas must be 0 or more, got {args.cpu_replicas}")
 
@@ -69,7 +70,9 @@ def make_config(args: argparse.Namespace, data_source: str, class_names, stored:
     else:
         base = stored
         if args.preset is not None:
-            base = dataclasses.replace(base, model=PRESETS[args.preset])
+            base = dataclasses.replace(base, model=dataclasses.replace(PRESETS[args.preset], num_classes=stored.model.num_classes))
+        if args.data is not None:
+            base = dataclasses.replace(base, data=data_source)
     overrides = {
         "total_kimg": args.kimg,
         "batch_size": args.batch,
