@@ -277,7 +277,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row))
         return 0
 
+    from gan.config import PRESETS
+
     presets = ["tiny"] if args.quick else [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets + [args.generation_preset] if p not in PRESETS]
+    if unknown:
+        parser.error(f"unknown preset {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
+    if args.export is not None and not (args.export / "export.json").is_file():
+        parser.error(f"--export {args.export} is not an export directory (export.json not found)")
+    if args.json.is_dir():
+        parser.error(f"--json {args.json} is a directory; give a file path")
     steps = 3 if args.quick else args.steps
     batch = 8 if args.quick else args.batch
     generation_preset = "tiny" if args.quick else args.generation_preset
@@ -318,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(format_report(report))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    from gan.exports import atomic_write_json
+
+    atomic_write_json(args.json, report)
     print(f"wrote {args.json}")
     return 0
 

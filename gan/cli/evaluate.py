@@ -13,7 +13,6 @@ Inception Score.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -77,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         network = ClassifierNetwork(args.classifier)
     except FileNotFoundError as error:
         return fail(str(error))
+    except (OSError, ValueError, KeyError) as error:
+        return fail(f"cannot load the classifier from {args.classifier}: {error}. Train it again with gan-train-classifier.")
+    inception_network = None
+    if args.inception is not None:
+        try:
+            inception_network = InceptionNetwork(args.inception)
+        except (OSError, ValueError) as error:
+            return fail(f"cannot load Inception-v3 from {args.inception}: {error}")
     try:
         train = load_dataset(args.data, "train")
         test = load_dataset(args.data, "test")
@@ -87,11 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluator = Evaluator(network, train, test)
     result = evaluator.evaluate(manifest, args.num_images, show_progress=True)
     result["classifier_test_accuracy"] = network.info.get("test_accuracy")
-    if args.inception is not None:
-        try:
-            inception = Evaluator(InceptionNetwork(args.inception), train, test)
-        except (OSError, ValueError) as error:
-            return fail(f"cannot load Inception-v3 from {args.inception}: {error}")
+    if inception_network is not None:
+        inception = Evaluator(inception_network, train, test)
         standard = inception.evaluate(manifest, args.num_images)
         result["fid"] = standard["fd_inception"]
         result["kid"] = standard["kid_inception"]
@@ -104,10 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.json
     if json_path is None:
         json_path = (args.run / "metrics" if args.run else Path.cwd()) / f"metrics-{manifest.path.name}.json"
-    atomic_write_json(json_path, {"export": str(manifest.path), **result})
-    print(f"wrote {json_path}")
     if args.run is not None:
         record_metrics(args.run / "exports", manifest, result)
+    try:
+        atomic_write_json(json_path, {"export": str(manifest.path), **result})
+    except OSError as error:
+        return fail(f"cannot write {json_path}: {error.strerror or error}. Pass a writable --json PATH.")
+    print(f"wrote {json_path}")
     return 0
 
 
