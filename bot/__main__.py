@@ -77,16 +77,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("Starting %s with %s", "the Discord bot" if use_discord else "the offline console", settings)
 
-    # Load the model before connecting, so the first command finds it.
+    # Load the model before connecting, so the first command finds it. Loading takes
+    # seconds, and Ctrl-C or SIGTERM during it stops the bot with exit status 0.
+    from bot.console import sigterm_interrupts
     from gan.service import ModelUnavailable
 
     service = build_service(settings)
     try:
-        service.start()
+        with sigterm_interrupts():
+            service.start()
     except ModelUnavailable as error:
         print(error, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        log.info("Interrupted while loading the model: stopping")
         service.close()
         return 0
     try:

@@ -8,14 +8,18 @@ to BOT_OUTPUT_DIR. The Re-roll and Variations buttons of the last result are
 the commands /reroll and /variations. The operator counts as a server
 manager, so /train status works. The queue and the per-user limit apply as on
 Discord, but not the cooldown: commands run one at a time for one person.
+SIGTERM stops the console as Ctrl-C does, with exit status 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shlex
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -25,6 +29,7 @@ from bot.handlers import GENERATE_OPTIONS, CommandHandlers
 from bot.limits import GenerationQueue
 from bot.messages import ButtonSpec, Reply, Request
 from bot.settings import Settings
+from gan.exports import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,36 @@ COMMANDS = {
 
 class ConsoleError(ValueError):
     """A line that is not a valid command. The message explains what to type instead."""
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM inside `sigterm_interrupts`, so SIGTERM stops what Ctrl-C stops."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """Make SIGTERM raise Terminated in the main thread while the block runs, then restore the previous handler.
+
+    Only the first SIGTERM raises. Later ones are ignored, so they cannot
+    interrupt the cleanup that the first one started. Outside the main
+    thread, where Python cannot install signal handlers, this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = False
+
+    def on_sigterm(signum, frame):
+        nonlocal received
+        if not received:
+            received = True
+            raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def parse_line(line: str) -> tuple[ConsoleCommand, dict[str, str]]:
@@ -138,8 +173,10 @@ class Console:
                     return 0
                 if not self.execute(line):
                     return 0
-            except (EOFError, KeyboardInterrupt):
-                # Ctrl-D or Ctrl-C, at the prompt or during a command, leaves the console.
+            except (EOFError, KeyboardInterrupt) as stop:
+                # Ctrl-D, Ctrl-C or SIGTERM, at the prompt or during a command, leaves the console.
+                if isinstance(stop, Terminated):
+                    log.info("Received SIGTERM: leaving the console")
                 self._print("")
                 return 0
 
@@ -187,8 +224,8 @@ class Console:
         for file in reply.files:
             path = Path(self.settings.output_dir) / file.filename
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(file.data)
+                # Atomic, so a console stopped mid-write leaves no truncated PNG behind.
+                atomic_write_bytes(path, file.data)
             except OSError as error:
                 log.error("Could not write %s: %s", path, error)
                 self._print(f"Could not write {path}: {error.strerror or error}. Set BOT_OUTPUT_DIR to a writable folder.")
@@ -207,9 +244,18 @@ async def _no_defer(ephemeral: bool) -> None:
 
 
 def run_console(settings: Settings, service, source: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
-    """Run the console on a started generation service; prompt only when `source` is a terminal."""
+    """Run the console on a started generation service until /quit, end of input, Ctrl-C or SIGTERM; return 0.
+
+    The console prompts only when `source` is a terminal.
+    """
     console = Console(settings, service, out)
     try:
-        return console.run(source, interactive=source.isatty())
-    finally:
-        console.close()
+        with sigterm_interrupts():
+            try:
+                return console.run(source, interactive=source.isatty())
+            finally:
+                console.close()
+    except KeyboardInterrupt:
+        # Ctrl-C or the first SIGTERM arrived while closing, after the commands ended.
+        log.info("Interrupted while closing the console")
+        return 0

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from bot.status import (
     StatusUnavailable,
     check_liveness,
     describe_status,
+    display_path,
     format_duration,
     loss_history,
     read_status,
@@ -47,6 +49,14 @@ GRID_SIZES = (128, 96, 64, 32)  # pixels per image, tried in order until the PNG
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 UNCAPPED = 2**62  # bytes; turns off render_grid's own size limit
 _INTEGER = re.compile(r"\+?\d+")
+# Maximum length of a whole-number option's text, checked before int(), which
+# raises ValueError for more than 4300 digits. Every valid count and seed is
+# shorter, because MAX_SEED has 16 digits.
+MAX_NUMBER_TEXT = 32
+# Maximum length of the class option. Image-folder class names are folder names,
+# at most 255 bytes on common file systems.
+MAX_CLASS_TEXT = 256
+SHOWN_TEXT = 40  # characters of an invalid option value quoted back in the error message
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_]+")
 
 NO_MODEL_MESSAGE = "No model is loaded, so nothing can be generated. Ask the bot's operator to check its log."
@@ -82,11 +92,19 @@ def parse_whole_number(value, name: str, low: int, high: int) -> int:
     number = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+    elif isinstance(value, str) and len(value.strip()) <= MAX_NUMBER_TEXT and _INTEGER.fullmatch(value.strip()):
         number = int(value.strip())
     if number is None or not low <= number <= high:
-        raise GenerationError(f"{name} must be a whole number from {low} to {high}, got {str(value)!r}.")
+        raise GenerationError(f"{name} must be a whole number from {low} to {high}, got {quote_value(value)}.")
     return number
+
+
+def quote_value(value) -> str:
+    """Quote an option value for an error message, shortening text longer than SHOWN_TEXT characters."""
+    text = str(value)
+    if len(text) <= SHOWN_TEXT:
+        return repr(text)
+    return f"{text[:SHOWN_TEXT] + '…'!r} ({len(text)} characters)"
 
 
 class CommandHandlers:
@@ -117,7 +135,7 @@ class CommandHandlers:
         if self.service.served is None:
             return Reply(NO_MODEL_MESSAGE, ephemeral=True)
         try:
-            class_index = self.service.resolve_class(request.options.get("class", "random"))
+            class_index = self._resolve_class(request.options.get("class", "random"))
             count = parse_whole_number(request.options.get("count", DEFAULT_COUNT), "count", 1, MAX_COUNT)
             seed = request.options.get("seed")
             seed = draw_seed() if seed is None else parse_whole_number(seed, "seed", 0, MAX_SEED)
@@ -137,7 +155,7 @@ class CommandHandlers:
                 ephemeral=True,
             )
         try:
-            class_index = self.service.resolve_class(options.get("class", "random"))
+            class_index = self._resolve_class(options.get("class", "random"))
             count = parse_whole_number(options.get("count", DEFAULT_COUNT), "count", 1, MAX_COUNT)
             if request.command == "reroll":
                 generation = GenerationOptions(class_index, count, draw_seed())
@@ -149,6 +167,14 @@ class CommandHandlers:
         except GenerationError as error:
             return Reply(f"This button no longer works: {error} Use /generate instead.", ephemeral=True)
         return await self._generate(request, generation, defer, heading)
+
+    def _resolve_class(self, value) -> int | None:
+        """Return the class index the service resolves `value` to, after rejecting overlong text."""
+        if isinstance(value, str) and len(value.strip()) > MAX_CLASS_TEXT:
+            raise GenerationError(
+                f"class must be a class name or index of at most {MAX_CLASS_TEXT} characters, got {quote_value(value)}."
+            )
+        return self.service.resolve_class(value)
 
     async def _generate(self, request: Request, options: GenerationOptions, defer: Defer, heading: str) -> Reply:
         try:
@@ -240,22 +266,23 @@ class CommandHandlers:
         now = dt.datetime.now(dt.timezone.utc)
         liveness = check_liveness(status, now, self.settings.stale_seconds)
         served = self.service.served
-        text = describe_status(status, liveness, now, served.step if served is not None else None)
+        text = describe_status(status, run_dir, liveness, now, served.step if served is not None else None)
         files = []
 
         # The newest fixed-seed sample grid.
         sample = sample_path(status, run_dir)
         if sample is not None:
+            shown = display_path(sample, run_dir)
             try:
                 data = sample.read_bytes()
             except OSError:
-                text += f"\nThe newest sample grid {sample.name} is missing."
+                text += f"\nThe newest sample grid {shown} is missing."
             else:
                 # Only PNGs go out, so a damaged status file cannot send some other file to Discord.
                 if not data.startswith(PNG_SIGNATURE):
-                    text += f"\nThe newest sample grid {sample.name} is not a PNG file."
+                    text += f"\nThe newest sample grid {shown} is not a PNG file."
                 elif len(data) > attachment_limit:
-                    text += f"\nThe newest sample grid {sample.name} is larger than this channel's upload limit."
+                    text += f"\nThe newest sample grid {shown} is larger than this channel's upload limit."
                 else:
                     files.append(Attachment(sample.name, data))
 
@@ -318,18 +345,15 @@ def describe_model(served, service, settings: Settings) -> str:
     else:
         source = "the pretrained model shipped with the bot"
 
-    # Directory names only, not full paths, because /model is open to everyone.
+    # File and directory names only, not full paths, because /model is open to everyone.
     # NOTE: the service's reload error text may still name full paths.
+    dataset = Path(served.dataset).name if served.dataset else ""
     lines = [
         f"**Serving** {source}: step {served.step} ({served.kimg:.1f} kimg), preset {served.preset}.",
         f"Exported: {served.created}",
-        f"Trained on: {served.dataset or 'unknown'} ({len(served.class_names)} classes: {', '.join(served.class_names)})",
+        f"Trained on: {dataset or 'unknown'} ({len(served.class_names)} classes: {', '.join(served.class_names)})",
+        describe_metrics(served.metrics),
     ]
-    if served.metrics:
-        metrics = ", ".join(f"{name} {_format_metric(value)}" for name, value in sorted(served.metrics.items()))
-        lines.append(f"Metrics: {metrics}")
-    else:
-        lines.append("Metrics: not evaluated")
     loaded = served.loaded_at
     lines.append(f"Loaded: {loaded.strftime('%Y-%m-%d %H:%M:%S')} UTC ({format_duration((now - loaded).total_seconds())} ago)")
 
@@ -343,7 +367,68 @@ def describe_model(served, service, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def _format_metric(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def describe_metrics(metrics) -> str:
+    """Format the manifest's metrics as one line, e.g. "Metrics (10000 images): fd_cifar 41.2 (real-data floor 3.1), …".
+
+    Shows the metrics gan-evaluate writes and leaves out bookkeeping keys
+    (seconds, step, kimg, feature_network) and values that are missing or
+    not finite numbers. `floor` contains the same metrics for real test images.
+    """
+    metrics = metrics if isinstance(metrics, dict) else {}
+    floor = metrics.get("floor") if isinstance(metrics.get("floor"), dict) else {}
+    parts = []
+
+    # From gan-evaluate's own classifier.
+    distance, floor_distance = _metric(metrics, "fd_cifar"), _metric(floor, "fd_cifar")
+    if distance is not None:
+        text = f"fd_cifar {_format_metric(distance)}"
+        if floor_distance is not None:
+            text += f" (real-data floor {_format_metric(floor_distance)})"
+        parts.append(text)
+    parts += _with_std(metrics, "kid_cifar", "kid_cifar")
+    class_match = _metric(metrics, "class_match")  # a fraction of the images
+    if class_match is not None:
+        parts.append(f"class match {100 * class_match:.1f}%")
+    parts += _with_std(metrics, "classifier_score", "classifier score")
+
+    # From Inception-v3, with gan-evaluate --inception.
+    parts += _with_std(metrics, "fid", "fid")
+    parts += _with_std(metrics, "kid", "kid")
+    parts += _with_std(metrics, "inception_score", "inception score")
+
+    if not parts:
+        return "Metrics: not evaluated"
+    count = _metric(metrics, "num_images")
+    label = f"Metrics ({_format_metric(count)} images)" if count is not None else "Metrics"
+    return f"{label}: {', '.join(parts)}"
+
+
+def _metric(metrics: dict, key: str) -> float | None:
+    """Return metrics[key] if it is a finite number, else None."""
+    value = metrics.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _with_std(metrics: dict, key: str, label: str) -> list[str]:
+    """Format metrics[key] as ["label value ± std"] (the ± part when `key`_std is present), or [] if it is missing."""
+    value = _metric(metrics, key)
+    if value is None:
+        return []
+    text = f"{label} {_format_metric(value)}"
+    std = _metric(metrics, f"{key}_std")
+    if std is not None:
+        text += f" ± {_format_metric(std)}"
+    return [text]
+
+
+def _format_metric(value: float) -> str:
+    """Format a metric with three significant digits, or as a whole number from 100 to 1e9, which needs no exponent."""
+    if 100 <= abs(value) < 1e9:
+        return f"{value:.0f}"
+    return f"{value:.3g}"

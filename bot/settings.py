@@ -21,6 +21,12 @@ MANIFESTS = ("latest", "best")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
+# Maximum durations, in seconds. Waits in the threading module overflow above
+# threading.TIMEOUT_MAX (about 9.2e9 s on Linux), and a duration of more than a
+# day (a week for BOT_STALE_SECONDS) is most likely a typo.
+ONE_DAY = 86400.0
+ONE_WEEK = 7 * ONE_DAY
+
 
 class SettingsError(ValueError):
     """A setting has an invalid value; the message names the variable and the value."""
@@ -75,13 +81,13 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         admin_user_ids=reader.snowflakes("BOT_ADMIN_USER_IDS"),
         queue_size=reader.positive_int("BOT_QUEUE_SIZE", Settings.queue_size),
         max_per_user=reader.positive_int("BOT_MAX_PER_USER", Settings.max_per_user),
-        cooldown_seconds=reader.seconds("BOT_COOLDOWN_SECONDS", Settings.cooldown_seconds, allow_zero=True),
-        reload_interval=reader.seconds("GAN_RELOAD_INTERVAL", Settings.reload_interval, allow_zero=False),
+        cooldown_seconds=reader.seconds("BOT_COOLDOWN_SECONDS", Settings.cooldown_seconds, allow_zero=True, maximum=ONE_DAY),
+        reload_interval=reader.seconds("GAN_RELOAD_INTERVAL", Settings.reload_interval, allow_zero=False, maximum=ONE_DAY),
         gpu_memory_mb=reader.positive_int("GAN_GPU_MEMORY_MB", None),
-        stale_seconds=reader.seconds("BOT_STALE_SECONDS", Settings.stale_seconds, allow_zero=False),
+        stale_seconds=reader.seconds("BOT_STALE_SECONDS", Settings.stale_seconds, allow_zero=False, maximum=ONE_WEEK),
         output_dir=reader.path("BOT_OUTPUT_DIR") or Settings.output_dir,
         log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
-        shutdown_seconds=reader.seconds("BOT_SHUTDOWN_SECONDS", Settings.shutdown_seconds, allow_zero=True),
+        shutdown_seconds=reader.seconds("BOT_SHUTDOWN_SECONDS", Settings.shutdown_seconds, allow_zero=True, maximum=ONE_DAY),
         buttons_requester_only=reader.flag("BOT_BUTTONS_REQUESTER_ONLY", False),
     )
 
@@ -132,7 +138,7 @@ class _Reader:
 
         return self._parse(name, default, parse, "a positive integer")
 
-    def seconds(self, name: str, default: float, allow_zero: bool) -> float:
+    def seconds(self, name: str, default: float, allow_zero: bool, maximum: float) -> float:
         def parse(raw: str) -> float:
             value = float(raw)
             # float() accepts "nan" and "inf", which are no use as a duration.
@@ -141,7 +147,14 @@ class _Reader:
             return value
 
         expected = "a number of seconds, 0 or more" if allow_zero else "a number of seconds greater than 0"
-        return self._parse(name, default, parse, expected)
+        value = self._parse(name, default, parse, expected)
+        if value > maximum:
+            days = maximum / ONE_DAY
+            raise SettingsError(
+                f"{name} must be at most {maximum:g} seconds ({days:g} day{'' if days == 1 else 's'}), "
+                f"got {self._raw(name)!r}."
+            )
+        return value
 
     def snowflake(self, name: str) -> int | None:
         return self._parse(name, None, _parse_snowflake, "a Discord id (a positive integer)")

@@ -720,7 +720,7 @@ def _resolve_class(class_names: tuple[str, ...], value: str | int) -> int | None
         lowered = [name.lower() for name in class_names]
         if text in lowered:
             return lowered.index(text)
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             suggestion = difflib.get_close_matches(text, [*lowered, "random"], n=1)
             hint = ""
             if suggestion:

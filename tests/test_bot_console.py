@@ -162,9 +162,16 @@ def test_console_replaces_image_atomically(tmp_path):
 
 
 class SigtermOnRead(io.StringIO):
-    """Input whose first readline sends SIGTERM to this process, then returns a command."""
+    """Input whose first readline sends SIGTERM to this process and returns a command; later reads are end of input."""
+
+    def __init__(self):
+        super().__init__()
+        self.sent = False
 
     def readline(self, *args):
+        if self.sent:
+            return ""
+        self.sent = True
         os.kill(os.getpid(), signal.SIGTERM)
         return "/generate seed:1 count:1\n"
 

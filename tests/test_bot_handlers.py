@@ -113,12 +113,12 @@ async def test_generate_invalid_option(options, message):
     assert defer.calls == []
 
 
-@pytest.mark.parametrize("name", ["count", "seed"])
-async def test_generate_overlong_number_rejected(name):
+@pytest.mark.parametrize("name, low, high", [("count", 1, 16), ("seed", 0, MAX_SEED)])
+async def test_generate_overlong_number_rejected(name, low, high):
     defer = DeferRecorder()
     reply = await make_handlers().handle(request(**{name: "7" * 5000}), defer)
-    high = 16 if name == "count" else MAX_SEED
-    assert reply.text == f"{name} must be a whole number from {1 if name == 'count' else 0} to {high}, got '{'7' * 40}…' (5000 characters)."
+    shown = "7" * 40
+    assert reply.text == f"{name} must be a whole number from {low} to {high}, got '{shown}…' (5000 characters)."
     assert reply.ephemeral is True
     assert defer.calls == []
 

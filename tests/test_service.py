@@ -668,3 +668,8 @@ def test_reload_changed_classes_rejected(service, run_dir, export_pool):
     assert service.check_for_update() is False
     assert service.served.step == 100
     assert "restart the bot" in service.last_reload_error
+
+
+def test_resolve_class_superscript_digit(shared):
+    with pytest.raises(GenerationError, match="Unknown class"):
+        shared.resolve_class("²")
