@@ -465,9 +465,11 @@ def test_pretrained_missing(tmp_path):
 def test_pretrained_served(tmp_path, export_pool):
     package = tmp_path / "pretrained"
     publish(package, export_pool["first"], step=100)
+    # The shipped layout: the manifest and the export directory side by side.
     shutil.move(package / "exports" / LATEST, package / LATEST)
+    shutil.move(package / "exports" / "generator-step100", package / "generator-step100")
     manifest = json.loads((package / LATEST).read_text())
-    manifest["path"] = "exports/generator-step100"
+    manifest["path"] = "generator-step100"
     atomic_write_json(package / LATEST, manifest)
 
     service = GenerationService(pretrained_dir=package)

