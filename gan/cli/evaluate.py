@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 1
 
+    # Check the cheap things before TensorFlow starts (several seconds).
+    if args.run is not None and not args.run.is_dir():
+        return fail(f"run directory not found: {args.run}")
+    if args.export is not None and not args.export.is_dir():
+        return fail(f"export directory not found: {args.export}")
     configure_devices()
 
     # Find the export.
