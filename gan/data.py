@@ -135,7 +135,7 @@ def _read_members(path: Path, wanted: list[str]) -> dict[str, bytes]:
         for name in wanted:
             file = folder / name
             if not file.is_file():
-                raise DataError(f"{file} is missing. A CIFAR-10 folder holds {', '.join(wanted)}.")
+                raise DataError(f"{file} not found. A CIFAR-10 folder contains {', '.join(wanted)}.")
             found[name] = file.read_bytes()
         return found
 

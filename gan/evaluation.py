@@ -91,14 +91,19 @@ def record_metrics(exports_dir: Path, manifest: Manifest, result: dict, key: str
 
 
 def format_table(rows: dict[str, dict], columns: list[str]) -> str:
-    """A plain-text table: one row per named result, one column per metric."""
+    """Format results as a plain-text table: one row per named result, one column per metric."""
     header = ["", *columns]
     lines = [header]
     for name, result in rows.items():
         line = [name]
         for column in columns:
             value = result.get(column)
-            line.append("-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value)))
+            if value is None:
+                line.append("-")
+            elif isinstance(value, float):
+                line.append(f"{value:.4g}")
+            else:
+                line.append(str(value))
         lines.append(line)
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(str(cell).rjust(width) for cell, width in zip(row, widths)) for row in lines)

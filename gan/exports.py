@@ -107,7 +107,7 @@ def hash_export(path: Path) -> str:
 
 @dataclass
 class Manifest:
-    """What `exports/latest.json` (or `best.json`) says about one export."""
+    """Contents of `exports/latest.json` (or `best.json`): the description of one export."""
 
     path: Path  # absolute path of the export directory
     step: int  # generator updates when the export was taken

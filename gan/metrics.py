@@ -88,7 +88,7 @@ def class_match(probabilities: np.ndarray, intended: np.ndarray, num_classes: in
 
 
 def classifier_score(probabilities: np.ndarray, splits: int = 10) -> tuple[float, float]:
-    """The Inception Score formula, exp(E_x KL(p(y|x) || p(y))), mean and std over splits."""
+    """Compute the Inception Score formula, exp(E_x KL(p(y|x) || p(y))): mean and std over splits."""
     probabilities = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)
     scores = []
     for part in np.array_split(probabilities, splits):
@@ -213,7 +213,7 @@ def dataset_digest(dataset) -> str:
 
 
 def score_images(network, images: np.ndarray, intended: np.ndarray | None, reference: Reference, num_classes: int) -> dict:
-    """All metrics of one image set against the real-data reference."""
+    """Compute all metrics of one image set against the real-data reference."""
     probabilities, features = network.predict(images)
     mu, sigma = feature_statistics(features)
     kid, kid_std = kernel_distance(features, reference.features)

@@ -38,7 +38,7 @@ SAMPLE_COLUMNS = 10
 
 
 class TrainingError(Exception):
-    """A run cannot start or continue; the message says why and what to do."""
+    """Raised when a run cannot start or continue. The message states why and what to do."""
 
 
 def _now() -> str:
@@ -327,11 +327,11 @@ class Trainer:
         return manifest
 
     def _relative(self, path) -> str:
-        """A path inside the run directory as status.json stores it: relative, so the run can move."""
+        """Return `path` relative to the run directory, as status.json stores it, so the run can be moved."""
         return Path(os.path.relpath(Path(path).resolve(), self.run_dir.resolve())).as_posix()
 
     def sample_inputs(self) -> tuple[np.ndarray, np.ndarray]:
-        """The fixed latent vectors and labels of every sample grid: one row per class."""
+        """Return the fixed latent vectors and labels of every sample grid, one row per class."""
         rng = np.random.default_rng(self.config.seed + 12345)
         rows = self.config.model.num_classes
         latent = rng.standard_normal((rows * SAMPLE_COLUMNS, self.config.model.latent_dim)).astype(np.float32)
@@ -552,7 +552,7 @@ class Trainer:
 
 
 def _variable_group(variables):
-    """A checkpointable group of variables keyed by their position.
+    """Group variables for tf.train.Checkpoint, keyed by their position.
 
     tf.train.Checkpoint does not follow the layer lists inside Keras 3 models,
     so tracking the models themselves would silently skip the residual blocks.

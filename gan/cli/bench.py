@@ -165,7 +165,7 @@ def _percentiles(samples: list[float]) -> dict:
 
 
 def benchmark_export(preset: str, out_dir: Path) -> Path:
-    """An export of `preset` with fresh weights: speed does not depend on the weights' values."""
+    """Write an export of `preset` with fresh weights, since speed does not depend on the weights' values."""
     from gan.config import CIFAR10_CLASSES, PRESETS
     from gan.exports import write_export
     from gan.models import build_generator
