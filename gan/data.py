@@ -220,7 +220,12 @@ def _note_checksum(path: Path) -> None:
 
 
 def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
+    return file_digest(path, "md5")
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hash a file in 1 MiB chunks and return the hex digest."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)

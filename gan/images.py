@@ -47,6 +47,11 @@ LOSS_LABELS = {"loss_d": "D loss", "loss_g": "G loss"}
 # Grids.
 
 
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Map generator output in [-1, 1] to uint8 pixels."""
+    return np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
 def grid_shape(count: int, columns: int | None = None) -> tuple[int, int]:
     """Return the (rows, columns) of a grid for `count` images.
 

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gan.data import file_digest
+from gan.images import to_uint8
+
 log = logging.getLogger(__name__)
 
 KID_SUBSETS = 100
@@ -140,7 +143,7 @@ class InceptionNetwork:
             raise ValueError(f"{path} has no global average pooling layer; expected Inception-v3 with its top")
         self.model = keras.Model(model.inputs, [model.outputs[0], pool.output])
         self.input_size = input_size
-        self.digest = _file_digest(self.path)
+        self.digest = file_digest(self.path)
 
     def predict(self, images: np.ndarray, batch_size: int = 100):
         import tensorflow as tf
@@ -153,14 +156,6 @@ class InceptionNetwork:
             probabilities.append(np.asarray(outputs))
             features.append(np.asarray(pooled))
         return np.concatenate(probabilities), np.concatenate(features).astype(np.float64)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # Reference statistics.
@@ -249,6 +244,6 @@ def generate_images(manifest, count: int, batch: int = 500, seed: int = 2024) ->
         chunk_labels = (np.arange(start, start + size) % num_classes).astype(np.int32)
         latent = rng.standard_normal((size, manifest.model.latent_dim)).astype(np.float32)
         output = serve(latent=tf.constant(latent), label=tf.constant(chunk_labels))["images"].numpy()
-        images.append(np.clip(np.rint((output + 1.0) * 127.5), 0, 255).astype(np.uint8))
+        images.append(to_uint8(output))
         labels.append(chunk_labels)
     return np.concatenate(images), (np.concatenate(labels) if conditional else None)

@@ -38,6 +38,7 @@ import numpy as np
 
 from gan.config import IMAGE_SIZE
 from gan.exports import BEST, LATEST, ExportError, Manifest, hash_export, read_export_info
+from gan.images import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -585,7 +586,7 @@ class GenerationService:
 
         # NOTE: concurrent requests run as separate forward passes. Batching them
         # would save GPU time, but the result of a row could then depend on its batch.
-        images = _to_uint8(self._run(model, latent, labels))
+        images = to_uint8(self._run(model, latent, labels))
         return _generation(images, labels, seed, model, variation, variation_seed)
 
     def walk(
@@ -643,7 +644,7 @@ class GenerationService:
             labels = np.where(steps < 0.5, start_class, end_class).astype(np.int32)
             images = self._run_mix(model, latent, weights)
 
-        return _generation(_to_uint8(images), labels, seed_a, model, 0.0, None)
+        return _generation(to_uint8(images), labels, seed_a, model, 0.0, None)
 
 
 # Metadata for rendered files.
@@ -773,11 +774,6 @@ def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     if angle < 1e-6:
         return (1.0 - t) * a64 + t * b64  # nearly parallel: slerp equals lerp
     return (math.sin((1.0 - t) * angle) * a64 + math.sin(t * angle) * b64) / math.sin(angle)
-
-
-def _to_uint8(images: np.ndarray) -> np.ndarray:
-    """Map generator output in [-1, 1] to uint8 pixels."""
-    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def _generation(images, labels, seed, model: _LoadedModel, variation, variation_seed) -> Generation:

@@ -341,11 +341,11 @@ class Trainer:
     def save_samples(self) -> Path:
         import tensorflow as tf
 
-        from gan.images import render_grid
+        from gan.images import render_grid, to_uint8
 
         latent, labels = self.sample_inputs()
         images = self.generator_ema((tf.constant(latent), tf.constant(labels)), training=False).numpy()
-        pixels = np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        pixels = to_uint8(images)
         path = self.run_dir / "samples" / f"fakes{int(self.kimg):06d}.png"
         png = render_grid(pixels, size=32, columns=SAMPLE_COLUMNS, metadata={"kimg": f"{self.kimg:.1f}", "step": str(int(self.step.numpy()))})
         atomic_write_bytes(path, png)

@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             return fail(str(error))
 
     # Load training set.
-    data_spec = args.data if args.data is not None else (stored.data if stored else None)
+    data_spec = args.data
+    if data_spec is None and stored is not None:
+        data_spec = stored.data
     try:
         dataset = load_dataset(data_spec)
     except DataError as error:
