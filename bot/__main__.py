@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -36,8 +37,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def configure_logging(level: str) -> None:
+# At DEBUG level discord.py logs request URLs and raw gateway events, and both
+# contain interaction tokens. Each token lets its holder reply as the bot for 15 minutes.
+URL_TOKEN = re.compile(r"(/(?:interactions|webhooks)/\d+/)[^/\s?'\"]+")
+FIELD_TOKEN = re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+""")
+
+
+class RedactSecrets(logging.Filter):
+    """Replace the bot token and interaction tokens (in URLs and "token" fields) with "<redacted>" in every log line."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.secrets = tuple(secret for secret in secrets if secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = URL_TOKEN.sub(r"\1<redacted>", message)
+        redacted = FIELD_TOKEN.sub(r"\1<redacted>", redacted)
+        for secret in self.secrets:
+            redacted = redacted.replace(secret, "<redacted>")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(level: str, secrets: tuple[str, ...] = ()) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets(secrets))
 
 
 def build_service(settings: Settings):
@@ -66,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(settings, run_dir=args.run, export_path=None)
     if args.export is not None:
         settings = dataclasses.replace(settings, export_path=args.export)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=(settings.discord_token or "",))
     use_discord = args.discord or (not args.console and settings.discord_token is not None)
     if use_discord and settings.discord_token is None:
         print(

@@ -121,6 +121,7 @@ class Trainer:
         )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / "checkpoints"), max_to_keep=config.keep_checkpoints)
         self._train_step = None
+        self.step_parts: dict = {}  # filled when the train step is built
         self._summary_writer = None
         self._snapshot_step: int | None = None
         self._evaluator = None  # built on first use; False when no classifier is available
@@ -263,6 +264,21 @@ class Trainer:
             self.optimizer_g.apply_gradients(zip(gradients, generator.trainable_variables))
             return loss_g
 
+        def update_ema():
+            # The EMA generator's half-life ramps up with the images shown.
+            ema_nimg = tf.constant(config.ema_kimg * 1000.0, tf.float32)
+            if config.ema_rampup > 0:
+                ema_nimg = tf.minimum(ema_nimg, tf.cast(self.images_seen, tf.float32) * config.ema_rampup)
+            beta = tf.pow(0.5, global_batch / tf.maximum(ema_nimg, 1e-8))
+            for ema_weight, weight in zip(self.generator_ema.weights, generator.weights):
+                if weight.trainable:
+                    ema_weight.assign(weight + (ema_weight - weight) * tf.cast(beta, weight.dtype))
+                else:
+                    ema_weight.assign(weight)
+
+        # The parts of one step, for gan-bench to time them one by one.
+        self.step_parts = {"d_step": d_step, "g_step": g_step, "augment": augment, "update_ema": update_ema}
+
         def replica_step(batches):
             results = [d_step(images, labels, i) for i, (images, labels) in enumerate(batches)]
             loss_g = g_step()
@@ -276,17 +292,8 @@ class Trainer:
             losses = self.strategy.run(replica_step, args=(batches,))
             loss_d, loss_g, real_score, fake_score = (self.strategy.reduce("SUM" if i < 2 else "MEAN", v, axis=None) for i, v in enumerate(losses))
 
-            # Update the EMA generator; its half-life ramps up with the images shown.
             self.images_seen.assign_add(global_batch * config.d_steps)
-            ema_nimg = tf.constant(config.ema_kimg * 1000.0, tf.float32)
-            if config.ema_rampup > 0:
-                ema_nimg = tf.minimum(ema_nimg, tf.cast(self.images_seen, tf.float32) * config.ema_rampup)
-            beta = tf.pow(0.5, global_batch / tf.maximum(ema_nimg, 1e-8))
-            for ema_weight, weight in zip(self.generator_ema.weights, generator.weights):
-                if weight.trainable:
-                    ema_weight.assign(weight + (ema_weight - weight) * tf.cast(beta, weight.dtype))
-                else:
-                    ema_weight.assign(weight)
+            update_ema()
             self.step.assign_add(1)
             return {"loss_d": loss_d, "loss_g": loss_g, "real_score": real_score, "fake_score": fake_score}
 
@@ -347,6 +354,8 @@ class Trainer:
         images = self.generator_ema((tf.constant(latent), tf.constant(labels)), training=False).numpy()
         pixels = to_uint8(images)
         path = self.run_dir / "samples" / f"fakes{int(self.kimg):06d}.png"
+        if path.exists():  # an earlier grid within the same kimg: keep both
+            path = path.with_name(f"{path.stem}-step{int(self.step.numpy())}.png")
         png = render_grid(pixels, size=32, columns=SAMPLE_COLUMNS, metadata={"kimg": f"{self.kimg:.1f}", "step": str(int(self.step.numpy()))})
         atomic_write_bytes(path, png)
         self.status["last_sample"] = {"path": self._relative(path), "kimg": round(self.kimg, 3)}

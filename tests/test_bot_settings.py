@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import dotenv
 import pytest
 
-from bot.__main__ import main
+from bot.__main__ import RedactSecrets, main
 from bot.settings import Settings, SettingsError, load_settings
 
 TOKEN = "MTIz.settings-test.token-value"
@@ -226,3 +227,31 @@ def test_main_never_logs_token(clean_environ, capsys, caplog, tmp_path):
     captured = capsys.readouterr()
     assert "Starting the offline console" in caplog.text
     assert TOKEN not in caplog.text + captured.out + captured.err
+
+
+def test_log_lines_hide_interaction_tokens_and_bot_token():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets((TOKEN,)))
+    logger = logging.getLogger("discord.http.redaction-test")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.warning("POST %s with %s has returned 204", "https://discord.test/api/v10/interactions/123/aW50ZXJhY3Rpb24-tok_en.x/callback", "{}")
+        logger.warning("PATCH https://discord.test/api/v10/webhooks/456/webhook-token-value/messages/@original")
+        logger.warning("token %s leaked", TOKEN)
+        logger.debug("Event: %s", {"op": 0, "d": {"id": "7", "token": "aW50ZXJhY3Rpb24-secret", "type": 3}})
+        logger.warning('{"token": "json-secret", "id": 8}')
+        logger.warning("GET /api/v10/gateway/bot returned 200")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "POST https://discord.test/api/v10/interactions/123/<redacted>/callback with {} has returned 204",
+        "PATCH https://discord.test/api/v10/webhooks/456/<redacted>/messages/@original",
+        "token <redacted> leaked",
+        "Event: {'op': 0, 'd': {'id': '7', 'token': '<redacted>', 'type': 3}}",
+        '{"token": "<redacted>", "id": 8}',
+        "GET /api/v10/gateway/bot returned 200",
+    ]

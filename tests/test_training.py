@@ -145,6 +145,20 @@ def test_train_writes_run_directory(dataset, tmp_path):
     assert list((run / "logs").iterdir())
 
 
+def test_sample_grids_within_one_kimg_are_all_kept(dataset, tmp_path):
+    trainer = Trainer(tiny_config(dataset.source), tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    iterator = trainer.make_iterator()
+    first = trainer.save_samples()
+    trainer.run_steps(iterator, 1)
+    second = trainer.save_samples()
+    assert first.name == "fakes000000.png"
+    assert second.name == "fakes000000-step1.png"
+    assert first.is_file() and second.is_file()
+    assert first.read_bytes() != second.read_bytes()
+    assert trainer.status["last_sample"]["path"] == "samples/fakes000000-step1.png"
+
+
 def test_export_serves_ema_generator(dataset, tmp_path):
     trainer = Trainer(tiny_config(dataset.source), tmp_path / "run", dataset)
     trainer.prepare_run_dir(resume=False)

@@ -107,7 +107,69 @@ def train_step_flops(trainer) -> float:
     return config.d_steps * (g_flops + 6 * d_flops) + 3 * g_flops + 3 * d_flops
 
 
-def measure_training(preset: str, steps: int, batch: int) -> dict:
+def _time_per_call(function, repeats: int) -> float:
+    """Milliseconds per call of `function`, after one untimed call (which traces it)."""
+    import tensorflow as tf
+
+    def call():
+        result = function()
+        # Wait for the values, so asynchronous execution does not hide the time.
+        for value in tf.nest.flatten(result):
+            if isinstance(value, tf.Tensor):
+                value.numpy()
+
+    call()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    return (time.perf_counter() - start) / repeats * 1000.0
+
+
+def measure_phases(trainer, iterator, repeats: int) -> list[dict]:
+    """Time the parts of one train step separately, to show where the step's time goes.
+
+    The top-level parts (input, D step, G step, EMA update) add up to about one
+    step. The detail rows break the D step into its passes. Only measured with
+    one replica (the default strategy).
+    """
+    import tensorflow as tf
+
+    if trainer.replicas != 1:
+        return [{"phase": f"not measured: {trainer.replicas} replicas", "ms": 0.0, "kind": "total", "share": 0.0}]
+    config = trainer.config
+    parts = trainer.step_parts
+    batch = config.batch_size
+    images, labels = next(iterator)
+    images = tf.cast(images, tf.float32)
+    latent = tf.random.normal([batch, config.model.latent_dim])
+    both_images = tf.concat([images, images], axis=0)
+    both_labels = tf.concat([labels, labels], axis=0)
+    generator, discriminator = trainer.generator, trainer.discriminator
+
+    def d_forward_backward():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(discriminator((both_images, both_labels), training=True))
+        return tape.gradient(loss, discriminator.trainable_variables)
+
+    timings = [
+        ("input pipeline (next batch)", lambda: next(iterator), "part"),
+        ("D step", tf.function(lambda: parts["d_step"](images, labels, 0)), "part"),
+        ("G step", tf.function(parts["g_step"]), "part"),
+        ("EMA update", tf.function(parts["update_ema"]), "part"),
+        ("G forward, batch B", tf.function(lambda: generator((latent, labels), training=True)), "detail"),
+        ("DiffAugment, batch 2B", tf.function(lambda: parts["augment"](both_images, 3)), "detail"),
+        ("D forward, batch 2B", tf.function(lambda: discriminator((both_images, both_labels), training=True)), "detail"),
+        ("D forward + backward, batch 2B", tf.function(d_forward_backward), "detail"),
+    ]
+    rows = [{"phase": name, "ms": round(_time_per_call(function, repeats), 2), "kind": kind} for name, function, kind in timings]
+    step_ms = _time_per_call(lambda: trainer.run_steps(iterator, 1), repeats)
+    rows.append({"phase": "whole train step", "ms": round(step_ms, 2), "kind": "total"})
+    for row in rows:
+        row["share"] = round(row["ms"] / step_ms, 3)
+    return rows
+
+
+def measure_training(preset: str, steps: int, batch: int, phases: bool = False) -> dict:
     """Time `steps` train steps of `preset` on synthetic data in this process."""
     from gan.config import CIFAR10_CLASSES, PRESETS, TrainConfig
     from gan.data import Dataset
@@ -124,8 +186,9 @@ def measure_training(preset: str, steps: int, batch: int) -> dict:
         trainer.run_steps(iterator, steps)
         elapsed = time.perf_counter() - start
         flops = train_step_flops(trainer)
+        phase_rows = measure_phases(trainer, iterator, max(3, steps // 2)) if phases else None
     img_per_sec = steps * batch * config.d_steps / elapsed
-    return {
+    row = {
         "preset": preset,
         "batch": batch,
         "steps": steps,
@@ -133,11 +196,16 @@ def measure_training(preset: str, steps: int, batch: int) -> dict:
         "gflop_per_step": round(flops / 1e9, 3),
         "gflops": round(flops * steps / elapsed / 1e9, 2),
     }
+    if phase_rows is not None:
+        row["phases"] = phase_rows
+    return row
 
 
-def measure_training_subprocess(preset: str, steps: int, batch: int) -> dict:
+def measure_training_subprocess(preset: str, steps: int, batch: int, phases: bool = False) -> dict:
     """Run `measure_training` in a fresh process, to read that process's peak resident memory."""
     command = [sys.executable, "-m", "gan.cli.bench", "--train-worker", preset, "--steps", str(steps), "--batch", str(batch)]
+    if phases:
+        command.append("--phases-worker")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=3600)
     if result.returncode != 0:
@@ -240,6 +308,13 @@ def format_report(report: dict) -> str:
     lines.append(f"{'preset':>8} {'batch':>6} {'img/s':>9} {'GFLOP/step':>11} {'GFLOP/s':>9} {'of matmul':>10} {'peak RSS MiB':>13}")
     for row in report["training"]:
         lines.append(f"{row['preset']:>8} {row['batch']:>6} {row['img_per_sec']:>9.1f} {row['gflop_per_step']:>11.2f} {row['gflops']:>9.1f} {row['utilization']:>9.0%} {row.get('peak_rss_mb') or 0:>13.0f}")
+    for row in report["training"]:
+        if row.get("phases"):
+            lines.append("")
+            lines.append(f"where one {row['preset']} train step's time goes (batch {row['batch']}):")
+            for phase in row["phases"]:
+                indent = "    " if phase["kind"] == "detail" else "  "
+                lines.append(f"{indent}{phase['phase']:<{34 - len(indent)}} {phase['ms']:>9.1f} ms {phase['share']:>6.0%}")
     lines.append("")
     lines.append(f"generate + render ({report['generation_preset']}):")
     for row in report["generation"]:
@@ -266,13 +341,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generation-preset", default="small", help="preset of the export used for generation and reload")
     parser.add_argument("--export", type=Path, help="measure generation on this export instead of a fresh one")
     parser.add_argument("--no-bot", action="store_true", help="skip the bot end-to-end section")
+    parser.add_argument("--phases-preset", default="small", help="preset whose train step is timed part by part (default: small; '' for none)")
     parser.add_argument("--train-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--phases-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     if args.train_worker:
-        row = measure_training(args.train_worker, args.steps, args.batch)
+        row = measure_training(args.train_worker, args.steps, args.batch, phases=args.phases_worker)
         row["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(row))
         return 0
@@ -280,9 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     from gan.config import PRESETS
 
     presets = ["tiny"] if args.quick else [p.strip() for p in args.presets.split(",") if p.strip()]
-    unknown = [p for p in presets + [args.generation_preset] if p not in PRESETS]
+    phases_preset = "tiny" if args.quick else args.phases_preset.strip()
+    unknown = [p for p in presets + [args.generation_preset] + ([phases_preset] if phases_preset else []) if p not in PRESETS]
     if unknown:
         parser.error(f"unknown preset {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
+    if phases_preset and phases_preset not in presets:
+        parser.error(f"--phases-preset {phases_preset} is not among --presets {','.join(presets)}; add it there or pass --phases-preset ''")
     if args.export is not None and not (args.export / "export.json").is_file():
         parser.error(f"--export {args.export} is not an export directory (export.json not found)")
     if args.json.is_dir():
@@ -298,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report["training"] = []
     for preset in presets:
-        row = measure_training_subprocess(preset, steps, batch)
+        row = measure_training_subprocess(preset, steps, batch, phases=preset == phases_preset)
         row["utilization"] = round(row["gflops"] / report["matmul_gflops"], 3)
         report["training"].append(row)
         print(f"trained {preset}: {row['img_per_sec']} img/s", file=sys.stderr)

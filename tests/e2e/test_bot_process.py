@@ -45,7 +45,8 @@ async def test_buttons_work_after_restart(fake_discord: FakeDiscord, tiny_run_di
     step = read_manifest(tiny_run_dir / "exports" / LATEST).step
 
     # The first process responds to /generate and to the buttons under its result.
-    async with BotProcess.started(fake, settings, workdir=tmp_path, name="first") as first:
+    # It logs at DEBUG level, where discord.py prints every request URL.
+    async with BotProcess.started(fake, {**settings, "LOG_LEVEL": "DEBUG"}, workdir=tmp_path, name="first") as first:
         original = await fake.send_command("generate", {"class": "cat", "count": 4, "seed": 7})
         await wait_answered(fake, [original])
         buttons = button_ids(original.followups[0])
@@ -81,6 +82,11 @@ async def test_buttons_work_after_restart(fake_discord: FakeDiscord, tiny_run_di
     assert second_exit == 0
     assert "Traceback" not in first.stderr_text()
     assert "Traceback" not in second.stderr_text()
+    # Interaction tokens are secrets: the DEBUG log names the URLs without them.
+    assert "/interactions/" in first.stderr_text()
+    assert [name for name, record in presses.items() if record.token in first.stderr_text() + second.stderr_text()] == []
+    assert original.token not in first.stderr_text()
+    assert fake.token not in first.stderr_text()
     assert not fake.unknown_requests
     assert not fake.error_responses
 
