@@ -80,6 +80,15 @@ def build_service(settings: Settings):
     )
 
 
+def model_source(args: argparse.Namespace, settings: Settings) -> str:
+    """Name the option or setting that chose the model, so a user knows what to fix."""
+    if settings.export_path is not None:
+        return "(The export comes from --export.)" if args.export is not None else "(The export comes from the GAN_EXPORT setting.)"
+    if settings.run_dir is not None:
+        return "(The run directory comes from --run.)" if args.run is not None else "(The run directory comes from the GAN_RUN_DIR setting.)"
+    return "(This is the shipped pretrained model; reinstall the package to restore it.)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -114,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         with sigterm_interrupts():
             service.start()
     except ModelUnavailable as error:
-        print(error, file=sys.stderr)
+        print(f"{error} {model_source(args, settings)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         log.info("Interrupted while loading the model: stopping")

@@ -95,6 +95,12 @@ def sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
+def first_word(line: str) -> str:
+    """Return the first word of `line` as typed, shortened for an error message."""
+    first = line.split()[0] if line.split() else ""
+    return first if len(first) <= 40 else first[:40] + "..."
+
+
 def parse_line(line: str) -> tuple[ConsoleCommand, dict[str, str]]:
     """Split a line such as `/generate class:cat count:4` into its command and options."""
     try:
@@ -111,7 +117,9 @@ def parse_line(line: str) -> tuple[ConsoleCommand, dict[str, str]]:
     command = COMMANDS.get(name)
     if command is None:
         known = ", ".join("/" + known for known in COMMANDS)
-        raise ConsoleError(f"Unknown command '/{name}'. Commands: {known}. Type /help for their options.")
+        if name == "train":
+            raise ConsoleError(f"/train needs a subcommand: type /train status. Commands: {known}.")
+        raise ConsoleError(f"Unknown command '{first_word(line)}'. Commands: {known}. Type /help for their options.")
 
     options: dict[str, str] = {}
     for word in words:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
 import dotenv
+import dotenv.parser
 
 T = TypeVar("T")
 
@@ -55,6 +56,20 @@ class Settings:
     buttons_requester_only: bool = False  # only the requester may press a result's buttons
 
 
+def _check_env_file(path: Path) -> None:
+    """Raise SettingsError for the first line of `path` that is not a NAME=value setting, a comment or blank.
+
+    python-dotenv itself only warns and skips such lines, so a mistyped setting would be silently ignored.
+    """
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        for binding in dotenv.parser.parse_stream(stream):
+            if binding.error:
+                # The parser starts a binding at the blank lines before it.
+                text = binding.original.string
+                number = binding.original.line + text[: len(text) - len(text.lstrip())].count("\n")
+                raise SettingsError(f"{path} line {number} is not a NAME=value setting: {text.strip()[:60]!r}. Fix or remove that line.")
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = None) -> Settings:
     """Build the settings from `environ`, or from `os.environ` after loading a `.env` file.
 
@@ -67,6 +82,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         if env_file is not None and not path.is_file():
             raise SettingsError(f"The settings file {str(path)!r} was not found.")
         if path.is_file():
+            _check_env_file(path)
             dotenv.load_dotenv(path, override=False)
         environ = os.environ
 

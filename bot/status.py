@@ -176,10 +176,12 @@ def describe_status(
     # Losses.
     losses = status.get("losses")
     if isinstance(losses, dict) and losses:
+        # Known losses in a fixed order (status.json stores its keys sorted), then any others.
+        names = [name for name in LOSS_LABELS if name in losses] + [name for name in losses if name not in LOSS_LABELS]
         parts = [
-            f"{loss_label(name)} {_format_number(value, decimals=3)}"
-            for name, value in losses.items()
-            if _number(value) is not None
+            f"{loss_label(name)} {_format_number(losses[name], decimals=3)}"
+            for name in names
+            if _number(losses[name]) is not None
         ]
         if parts:
             lines.append("Losses: " + ", ".join(parts))

@@ -122,6 +122,9 @@ class GenerationService:
 
     MAX_COUNT = 64
     MAX_SEED = 2**63 - 1
+    # Drawn seeds stay below 2**53, the largest integer a Discord option carries,
+    # so a seed printed by any tool can be typed into /generate.
+    MAX_DRAWN_SEED = 2**53 - 1
 
     def __init__(
         self,
@@ -270,7 +273,7 @@ class GenerationService:
         except FileNotFoundError:
             raise ModelUnavailable(
                 f"The run directory {self._run_dir} has no export yet: {path} not found. "
-                "Wait for the trainer's first export (every snapshot_kimg), or point to another run or export."
+                "Wait for the trainer's first export (every --snapshot-kimg), or point to another run or export."
             ) from None
         except (OSError, ExportError) as error:
             raise ModelUnavailable(f"Cannot read the manifest {path}: {error}") from None
@@ -763,7 +766,7 @@ def _check_variation(value) -> float:
 
 
 def _draw_seed() -> int:
-    return secrets.randbelow(GenerationService.MAX_SEED + 1)
+    return secrets.randbelow(GenerationService.MAX_DRAWN_SEED + 1)
 
 
 def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:

@@ -46,7 +46,9 @@ def test_parse_quoted_value():
     "line, message",
     [
         ("/frob", "Unknown command '/frob'."),
-        ("/train", "Unknown command '/train'."),
+        ("/train", "/train needs a subcommand: type /train status."),
+        ("/train stats", "/train needs a subcommand: type /train status."),
+        ("hello", "Unknown command 'hello'."),
         ("/generate colour:red", "Unknown option 'colour' for /generate. Its options: class, count, seed."),
         ("/generate cat", "Expected an option as name:value, got 'cat'."),
         ("/generate seed:1 seed:2", "Option 'seed' is given twice."),

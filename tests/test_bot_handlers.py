@@ -609,6 +609,13 @@ async def test_train_status_loss_names_readable(tmp_path):
     assert "Losses: D loss 1.100, G loss 0.700, D(real) 0.500, D(fake) -0.400, loss r1 0.010" in reply.text
 
 
+async def test_train_status_losses_fixed_order(tmp_path):
+    # The trainer writes status.json with sorted keys; the reply keeps the usual order.
+    write_status(tmp_path, losses=dict(sorted({"loss_d": 1.1, "loss_g": 0.7, "real_score": 0.5, "fake_score": -0.4, "loss_r1": 0.01}.items())))
+    reply, _ = await train_status(tmp_path)
+    assert "Losses: D loss 1.100, G loss 0.700, D(real) 0.500, D(fake) -0.400, loss r1 0.010" in reply.text
+
+
 async def test_train_status_curve_with_absurd_history(tmp_path):
     history = [
         {"kimg": 1.0, "loss_d": 1e308, "loss_g": 0.5},

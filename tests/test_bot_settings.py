@@ -189,6 +189,19 @@ def test_env_file_option_missing_file(clean_environ, tmp_path):
 # `python -m bot` start-up, in process; each case stops before TensorFlow loads.
 
 
+def test_env_file_unparsable_line_rejected(clean_environ, tmp_path):
+    (tmp_path / ".env").write_text("BOT_QUEUE_SIZE=4\nthis is not a setting\n")
+    with pytest.raises(SettingsError, match=r"\.env line 2 is not a NAME=value setting: 'this is not a setting'"):
+        load_settings()
+    assert "BOT_QUEUE_SIZE" not in os.environ
+
+
+def test_main_unparsable_env_file_exits_2(clean_environ, capsys, tmp_path):
+    (tmp_path / "junk.env").write_text("# comment\n\nDISCORD_GUILD_ID 123\n")
+    assert main(["--console", "--env-file", str(tmp_path / "junk.env")]) == 2
+    assert "junk.env line 3 is not a NAME=value setting" in capsys.readouterr().err
+
+
 def test_main_invalid_setting_exits_2(clean_environ, capsys):
     clean_environ["BOT_QUEUE_SIZE"] = "ten"
     assert main(["--console"]) == 2
@@ -209,7 +222,16 @@ def test_main_discord_without_token_exits_1(clean_environ, capsys):
 def test_main_no_model_exits_1(clean_environ, capsys, tmp_path):
     clean_environ["GAN_RUN_DIR"] = str(tmp_path / "no-such-run")
     assert main(["--console"]) == 1
-    assert "no-such-run not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no-such-run not found" in err
+    assert "(The run directory comes from the GAN_RUN_DIR setting.)" in err
+
+
+def test_main_missing_run_option_named(clean_environ, capsys, tmp_path):
+    assert main(["--console", "--run", str(tmp_path / "no-such-run")]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-run not found" in err
+    assert "(The run directory comes from --run.)" in err
 
 
 def test_main_export_wins_over_run_dir(clean_environ, capsys, tmp_path):
@@ -217,7 +239,9 @@ def test_main_export_wins_over_run_dir(clean_environ, capsys, tmp_path):
     clean_environ["GAN_RUN_DIR"] = str(tmp_path / "run")
     clean_environ["GAN_EXPORT"] = str(tmp_path / "no-such-export")
     assert main(["--console"]) == 1
-    assert f"Export directory {tmp_path / 'no-such-export'} not found." in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"Export directory {tmp_path / 'no-such-export'} not found." in err
+    assert "(The export comes from the GAN_EXPORT setting.)" in err
 
 
 def test_main_never_logs_token(clean_environ, capsys, caplog, tmp_path):

@@ -159,10 +159,11 @@ def test_cli_out_is_directory(export_dir, tmp_path, capsys):
 def test_cli_unknown_class(export_dir, tmp_path, capsys):
     code = main(["--export", str(export_dir), "--class", "kat", "--out", str(tmp_path / "out.png")])
     lines = error_lines(capsys.readouterr().err)
-    assert code == 1
+    assert code == 2
     assert len(lines) == 1
     assert "Did you mean 'cat'?" in lines[0]
     assert "Classes: airplane, automobile" in lines[0]
+    assert "--class also takes 'all' for one row per class." in lines[0]
     assert list(tmp_path.iterdir()) == []
 
 

@@ -181,6 +181,15 @@ def test_generate_draws_seed(shared):
     assert np.array_equal(result.images, again.images)
 
 
+def test_drawn_seeds_fit_discord_options(shared):
+    # Discord integer options stop at 2**53 - 1, so every drawn seed must be below it.
+    seeds = [shared.generate(count=1).seed for _ in range(20)]
+    variation_seeds = [shared.generate(count=1, seed=1, variation=0.1).variation_seed for _ in range(5)]
+    assert max(seeds) <= 2**53 - 1
+    assert max(variation_seeds) <= 2**53 - 1
+    assert len(set(seeds)) == 20
+
+
 def test_generate_prefix_matches_smaller_count(shared):
     small = shared.generate("bird", count=2, seed=77)
     large = shared.generate("bird", count=8, seed=77)

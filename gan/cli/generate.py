@@ -181,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
 
         # Write the file only now that everything succeeded, through a temporary file and rename.
         atomic_write_bytes(Path(args.out), data)
-    except (ModelUnavailable, ValueError, OSError) as error:  # GenerationError is a ValueError
+    except GenerationError as error:  # an invalid option that only the loaded model can check
+        hint = " --class also takes 'all' for one row per class." if str(error).startswith("Unknown class") else ""
+        print(f"error: {error}{hint}", file=sys.stderr)
+        return 2
+    except (ModelUnavailable, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
@@ -197,7 +201,7 @@ def _generate(service: GenerationService, args: argparse.Namespace) -> tuple[byt
     """Load the model, generate and render, and return the file bytes and the lines to print."""
     service.start()
     served = service.served
-    seed = args.seed if args.seed is not None else secrets.randbelow(GenerationService.MAX_SEED + 1)
+    seed = args.seed if args.seed is not None else secrets.randbelow(GenerationService.MAX_DRAWN_SEED + 1)
 
     if args.walk_to_seed is not None or args.walk_to_class is not None:
         generation = service.walk(

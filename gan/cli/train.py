@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-images", type=int, help="generated images per evaluation (default: 5000)")
     parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto", help="float16 compute: auto turns it on when a GPU is present")
     parser.add_argument("--cpu-replicas", type=int, default=0, help="split the CPU into N logical devices and train with MirroredStrategy across them (for testing the multi-replica path)")
-    parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint and an export) after this many steps")
+    parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint and an export) after this many steps of this invocation; with --resume they count from the restored step")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
 
