@@ -44,20 +44,40 @@ FIELD_TOKEN = re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+""")
 
 
 class RedactSecrets(logging.Filter):
-    """Replace the bot token and interaction tokens (in URLs and "token" fields) with "<redacted>" in every log line."""
+    """Replace the bot token and interaction tokens (in URLs and "token" fields) with "<redacted>".
+
+    Covers the message, traceback and stack of each record that reaches a
+    handler carrying this filter, so records logged before configure_logging
+    and handlers on other loggers are not covered.
+    """
 
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.secrets = tuple(secret for secret in secrets if secret)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = URL_TOKEN.sub(r"\1<redacted>", message)
-        redacted = FIELD_TOKEN.sub(r"\1<redacted>", redacted)
+    def redact(self, text: str) -> str:
+        text = URL_TOKEN.sub(r"\1<redacted>", text)
+        text = FIELD_TOKEN.sub(r"\1<redacted>", text)
         for secret in self.secrets:
-            redacted = redacted.replace(secret, "<redacted>")
+            text = text.replace(secret, "<redacted>")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed logging call: Handler.emit reports it as usual
+            return True
+        redacted = self.redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+
+        # Formatters add the traceback and stack after filtering; fill in their redacted text first.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
 
 

@@ -95,20 +95,20 @@ def sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
-def first_word(line: str) -> str:
-    """Return the first word of `line` as typed, shortened for an error message."""
-    first = line.split()[0] if line.split() else ""
-    return first if len(first) <= 40 else first[:40] + "..."
-
-
 def parse_line(line: str) -> tuple[ConsoleCommand, dict[str, str]]:
     """Split a line such as `/generate class:cat count:4` into its command and options."""
+    # Text pasted from chat or the web often has no-break spaces between words.
+    line = line.replace("\u00a0", " ")
     try:
         words = shlex.split(line)
     except ValueError as error:
         raise ConsoleError(f"Cannot read the line: {error}. Quote values with spaces, like class:'pickup truck'.") from None
 
+    if not words:
+        raise ConsoleError("Empty line. Type /help for the commands.")
+
     # Command names: "/generate", or two words for "/train status"; the slash is optional.
+    typed = words[0] if len(words[0]) <= 40 else words[0][:40] + "..."
     first = words[0].lower().lstrip("/")
     if first == "train" and len(words) > 1 and words[1].lower() == "status":
         name, words = "train status", words[2:]
@@ -119,7 +119,7 @@ def parse_line(line: str) -> tuple[ConsoleCommand, dict[str, str]]:
         known = ", ".join("/" + known for known in COMMANDS)
         if name == "train":
             raise ConsoleError(f"/train needs a subcommand: type /train status. Commands: {known}.")
-        raise ConsoleError(f"Unknown command '{first_word(line)}'. Commands: {known}. Type /help for their options.")
+        raise ConsoleError(f"Unknown command '{typed}'. Commands: {known}. Type /help for their options.")
 
     options: dict[str, str] = {}
     for word in words:

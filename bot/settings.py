@@ -7,6 +7,7 @@ of failing later inside a command. `.env.example` documents each variable.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,17 +58,24 @@ class Settings:
 
 
 def _check_env_file(path: Path) -> None:
-    """Raise SettingsError for the first line of `path` that is not a NAME=value setting, a comment or blank.
+    """Raise SettingsError if `path` is not UTF-8 text or has a line that python-dotenv cannot parse.
 
     python-dotenv itself only warns and skips such lines, so a mistyped setting would be silently ignored.
     """
-    with open(path, encoding="utf-8", errors="replace") as stream:
-        for binding in dotenv.parser.parse_stream(stream):
-            if binding.error:
-                # The parser starts a binding at the blank lines before it.
-                text = binding.original.string
-                number = binding.original.line + text[: len(text) - len(text.lstrip())].count("\n")
-                raise SettingsError(f"{path} line {number} is not a NAME=value setting: {text.strip()[:60]!r}. Fix or remove that line.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SettingsError(f"{path} is not UTF-8 text (byte {error.start} cannot be decoded). Save it as UTF-8.") from None
+    except OSError as error:
+        raise SettingsError(f"The settings file {str(path)!r} cannot be read: {error.strerror or error}.") from None
+    if "\x00" in text:
+        raise SettingsError(f"{path} contains a NUL byte, so it is not a text file. Save it as UTF-8 text.")
+    for binding in dotenv.parser.parse_stream(io.StringIO(text)):
+        if binding.error:
+            # The parser starts a binding at the blank lines before it.
+            original = binding.original.string
+            number = binding.original.line + original[: len(original) - len(original.lstrip())].count("\n")
+            raise SettingsError(f"{path} line {number} is not a NAME=value setting: {original.strip()[:60]!r}. Fix or remove that line.")
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = None) -> Settings:
@@ -79,6 +87,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
     """
     if environ is None:
         path = Path(env_file) if env_file is not None else Path(".env")
+        if env_file is not None and path.is_dir():
+            raise SettingsError(f"The settings file {str(path)!r} is a directory. Give the path of a file.")
         if env_file is not None and not path.is_file():
             raise SettingsError(f"The settings file {str(path)!r} was not found.")
         if path.is_file():

@@ -2,7 +2,7 @@
 # Install everything into .venv and run the whole test suite on the CPU.
 # Extra arguments go to pytest, for example: scripts/test.sh -k data -x
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(readlink -f "$0")")/.."
 ./scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 status=0

@@ -38,6 +38,12 @@ def test_parse_without_slash():
     assert parse_line("model")[0].name == "model"
 
 
+def test_parse_no_break_spaces():
+    command, options = parse_line("/generate\u00a0class:cat\u00a0count:4")
+    assert command.name == "generate"
+    assert options == {"class": "cat", "count": "4"}
+
+
 def test_parse_quoted_value():
     assert parse_line("/generate class:'pickup truck'")[1] == {"class": "pickup truck"}
 
@@ -49,6 +55,7 @@ def test_parse_quoted_value():
         ("/train", "/train needs a subcommand: type /train status."),
         ("/train stats", "/train needs a subcommand: type /train status."),
         ("hello", "Unknown command 'hello'."),
+        ("   ", "Empty line."),
         ("/generate colour:red", "Unknown option 'colour' for /generate. Its options: class, count, seed."),
         ("/generate cat", "Expected an option as name:value, got 'cat'."),
         ("/generate seed:1 seed:2", "Option 'seed' is given twice."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 from pathlib import Path
 
 import dotenv
@@ -279,3 +280,65 @@ def test_log_lines_hide_interaction_tokens_and_bot_token():
         '{"token": "<redacted>", "id": 8}',
         "GET /api/v10/gateway/bot returned 200",
     ]
+
+
+def test_log_redaction_covers_tracebacks():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets())
+    logger = logging.getLogger("bot.redaction-traceback-test")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError("404, url='https://discord.test/api/v10/webhooks/1/secret-webhook-token/messages/@original'")
+        except RuntimeError:
+            logger.exception("Request failed")
+        logger.warning("here", stack_info=True, extra={})
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "Traceback (most recent call last)" in text
+    assert "/webhooks/1/<redacted>/messages/@original" in text
+    assert "secret-webhook-token" not in text
+
+
+def test_log_redaction_keeps_logging_errors_in_logging(capsys):
+    handler = logging.StreamHandler(io.StringIO())
+    handler.addFilter(RedactSecrets())
+    logger = logging.getLogger("bot.redaction-malformed-test")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("%d items", "not a number")  # logging reports this on stderr; the caller goes on
+    finally:
+        logger.removeHandler(handler)
+    assert "--- Logging error ---" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"BOT_QUEUE_SIZE=caf\xe9\n", "is not UTF-8 text (byte 18 cannot be decoded). Save it as UTF-8."),
+        ("A=1\n".encode("utf-16"), "is not UTF-8 text"),
+        (b"BOT_QUEUE_SIZE=4\x00\n", "contains a NUL byte"),
+    ],
+    ids=["latin-1", "utf-16", "nul byte"],
+)
+def test_env_file_not_text_rejected(clean_environ, tmp_path, content, message):
+    (tmp_path / "bad.env").write_bytes(content)
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings(env_file=tmp_path / "bad.env")
+
+
+def test_env_file_directory_rejected(clean_environ, tmp_path):
+    (tmp_path / "settings").mkdir()
+    with pytest.raises(SettingsError, match="is a directory. Give the path of a file."):
+        load_settings(env_file=tmp_path / "settings")
+
+
+def test_env_file_crlf_bom_export_accepted(clean_environ, tmp_path):
+    (tmp_path / ".env").write_bytes("\ufeff# settings\r\nexport BOT_QUEUE_SIZE=7\r\nLOG_LEVEL='debug'\r\n".encode("utf-8"))
+    settings = load_settings()
+    assert settings.queue_size == 7
+    assert settings.log_level == "DEBUG"
