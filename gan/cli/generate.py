@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=128,
         help=f"px per image after upscaling, {rendering.MIN_SIZE}..{rendering.MAX_SIZE} (default: 128)",
     )
-    parser.add_argument("--resample", choices=tuple(rendering.RESAMPLING), default="nearest", help="upscaling filter")
+    parser.add_argument("--resample", choices=tuple(rendering.RESAMPLING), default="nearest", help="upscaling filter (default: nearest, which keeps the pixels sharp)")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file: .png for a grid, .gif for a walk")
 
     # Walks instead of grids.
