@@ -57,8 +57,8 @@ class Settings:
     buttons_requester_only: bool = False  # only the requester may press a result's buttons
 
 
-def _check_env_file(path: Path) -> None:
-    """Raise SettingsError if `path` is not UTF-8 text or has a line that python-dotenv cannot parse.
+def _read_env_file(path: Path) -> str:
+    """Read `path` and raise SettingsError if it is not UTF-8 text or has a line that python-dotenv cannot parse.
 
     python-dotenv itself only warns and skips such lines, so a mistyped setting would be silently ignored.
     """
@@ -76,6 +76,7 @@ def _check_env_file(path: Path) -> None:
             original = binding.original.string
             number = binding.original.line + original[: len(original) - len(original.lstrip())].count("\n")
             raise SettingsError(f"{path} line {number} is not a NAME=value setting: {original.strip()[:60]!r}. Fix or remove that line.")
+    return text
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = None) -> Settings:
@@ -92,8 +93,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         if env_file is not None and not path.is_file():
             raise SettingsError(f"The settings file {str(path)!r} was not found.")
         if path.is_file():
-            _check_env_file(path)
-            dotenv.load_dotenv(path, override=False)
+            # Load the checked text, so the file is read once.
+            dotenv.load_dotenv(stream=io.StringIO(_read_env_file(path)), override=False)
         environ = os.environ
 
     reader = _Reader(environ)

@@ -154,7 +154,8 @@ def test_sample_grids_within_one_kimg_are_all_kept(dataset, tmp_path):
     second = trainer.save_samples()
     assert first.name == "fakes000000.png"
     assert second.name == "fakes000000-step1.png"
-    assert first.is_file() and second.is_file()
+    assert first.is_file()
+    assert second.is_file()
     assert first.read_bytes() != second.read_bytes()
     assert trainer.status["last_sample"]["path"] == "samples/fakes000000-step1.png"
 
