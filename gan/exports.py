@@ -195,6 +195,48 @@ def update_manifest_metrics(manifest_path: Path, export_dir: Path, metrics: dict
     return True
 
 
+def load_export_weights(generator, export_dir: Path, model: ModelConfig, class_names) -> Manifest:
+    """Copy the weights of the export in `export_dir` into the Keras `generator`; return its description.
+
+    The export's variables are stored under the attribute path of each weight
+    in the generator (`generator/blocks/0/conv1/kernel`), so each one is looked
+    up by that path. Every weight of `generator` must receive a value.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    export_dir = Path(export_dir)
+    info = read_export_info(export_dir)
+    if info.model != model:
+        raise ExportError(f"{export_dir} holds a {info.model.preset!r} model ({info.model.to_dict()}), not the {model.preset!r} model this run trains ({model.to_dict()}); pick a matching --preset or export.")
+    if tuple(info.class_names) != tuple(class_names):
+        raise ExportError(f"{export_dir} was trained on the classes {list(info.class_names)}, not on this data's {list(class_names)}.")
+    try:
+        reader = tf.train.load_checkpoint(str(export_dir / "variables" / "variables"))
+    except (tf.errors.OpError, ValueError) as error:
+        raise ExportError(f"the variables of {export_dir} are unreadable ({str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}); export it again.") from None
+
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    assigned = set()
+    for key, shape in reader.get_variable_to_shape_map().items():
+        if not key.startswith("generator/") or not key.endswith(suffix):
+            continue
+        target = generator
+        try:
+            for part in key[len("generator/") : -len(suffix)].split("/"):
+                target = target[int(part)] if part.isdigit() else getattr(target, part)
+        except (AttributeError, IndexError, TypeError):
+            raise ExportError(f"{export_dir} has a weight {key.removesuffix(suffix)!r} this generator lacks; it was made by another version of the model.") from None
+        if tuple(target.shape) != tuple(shape):
+            raise ExportError(f"{export_dir}: weight {key.removesuffix(suffix)!r} has shape {tuple(shape)}, the generator expects {tuple(target.shape)}.")
+        target.assign(np.asarray(reader.get_tensor(key), dtype=target.dtype))
+        assigned.add(id(target))
+    missing = [w.path for w in generator.weights if id(w) not in assigned]
+    if missing:
+        raise ExportError(f"{export_dir} has no value for {len(missing)} generator weight(s), e.g. {missing[0]!r}; it was made by another version of the model.")
+    return info
+
+
 # Writing exports.
 
 

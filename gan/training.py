@@ -121,6 +121,7 @@ class Trainer:
         )
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / "checkpoints"), max_to_keep=config.keep_checkpoints)
         self._train_step = None
+        self._warmup_step = None  # D-only step for the first config.g_warmup_kimg
         self.step_parts: dict = {}  # filled when the train step is built
         self._summary_writer = None
         self._snapshot_step: int | None = None
@@ -168,6 +169,8 @@ class Trainer:
             self._restore_newest_readable()
         elif has_checkpoint:
             raise TrainingError(f"{self.run_dir} already holds a training run. Pass --resume to continue it, or choose a new --out.")
+        elif self.config.init_generator:
+            self._init_generator()
 
         # The stored configuration changes only once the run can really continue.
         atomic_write_json(config_path, self.config.to_dict())
@@ -192,6 +195,18 @@ class Trainer:
             f"Every checkpoint in {self.run_dir / 'checkpoints'} is unreadable ({'; '.join(failures) or 'none listed'}). "
             "Restore them from a backup, or start a new run without --resume."
         )
+
+    def _init_generator(self) -> None:
+        """Start G and the EMA generator from the weights of `config.init_generator` (a new run only)."""
+        from gan.exports import ExportError, load_export_weights
+
+        try:
+            info = load_export_weights(self.generator, Path(self.config.init_generator), self.config.model, self.config.class_names)
+        except ExportError as error:
+            raise TrainingError(f"Cannot start from the export {self.config.init_generator}: {error}") from None
+        for target, source in zip(self.generator_ema.weights, self.generator.weights):
+            target.assign(source)
+        log.info("Generator starts from %s (%.1f kimg of an earlier run); D starts from random weights", info.path, info.kimg)
 
     def _load_status_history(self) -> None:
         try:
@@ -285,19 +300,31 @@ class Trainer:
             loss_d = tf.add_n([r[0] for r in results]) / len(results)
             return loss_d, loss_g, results[-1][1], results[-1][2]
 
-        @tf.function
-        def train_step(iterator):
-            self.trace_count += 1
-            batches = [next(iterator) for _ in range(config.d_steps)]
-            losses = self.strategy.run(replica_step, args=(batches,))
-            loss_d, loss_g, real_score, fake_score = (self.strategy.reduce("SUM" if i < 2 else "MEAN", v, axis=None) for i, v in enumerate(losses))
+        def replica_d_step(batches):
+            results = [d_step(images, labels, i) for i, (images, labels) in enumerate(batches)]
+            loss_d = tf.add_n([r[0] for r in results]) / len(results)
+            # No G update: its loss is what D's fake scores imply, -E[D(G(z))].
+            loss_g = -results[-1][2] / self.replicas
+            return loss_d, loss_g, results[-1][1], results[-1][2]
 
-            self.images_seen.assign_add(global_batch * config.d_steps)
-            update_ema()
-            self.step.assign_add(1)
-            return {"loss_d": loss_d, "loss_g": loss_g, "real_score": real_score, "fake_score": fake_score}
+        def make_step(per_replica):
+            @tf.function
+            def step(iterator):
+                self.trace_count += 1
+                batches = [next(iterator) for _ in range(config.d_steps)]
+                losses = self.strategy.run(per_replica, args=(batches,))
+                loss_d, loss_g, real_score, fake_score = (self.strategy.reduce("SUM" if i < 2 else "MEAN", v, axis=None) for i, v in enumerate(losses))
 
-        return train_step
+                self.images_seen.assign_add(global_batch * config.d_steps)
+                update_ema()
+                self.step.assign_add(1)
+                return {"loss_d": loss_d, "loss_g": loss_g, "real_score": real_score, "fake_score": fake_score}
+
+            return step
+
+        # During the warm-up (config.g_warmup_kimg) only D trains.
+        self._warmup_step = make_step(replica_d_step)
+        return make_step(replica_step)
 
     def make_iterator(self):
         pipeline = make_pipeline(self.dataset, self.config.batch_size, self.config.seed, start_image=int(self.images_seen.numpy()))
@@ -308,8 +335,10 @@ class Trainer:
         if self._train_step is None:
             self._train_step = self._build_train_step()
         losses = {}
+        warmup_images = self.config.g_warmup_kimg * 1000.0
         for _ in range(count):
-            losses = self._train_step(iterator)
+            step = self._warmup_step if self.images_seen.numpy() < warmup_images else self._train_step
+            losses = step(iterator)
         return {k: float(v) for k, v in losses.items()}
 
     # Snapshots.

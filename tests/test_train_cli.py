@@ -31,6 +31,7 @@ def run_train(*args, timeout=240):
         (["--batch", "-4"], "--batch must be a positive finite number"),
         (["--seed", str(2**40)], "--seed must be in 0..4294967295"),
         (["--diffaugment", "color,blur"], "Unknown DiffAugment policy"),
+        (["--g-warmup-kimg", "-1"], "--g-warmup-kimg must be 0 or a positive finite number"),
     ],
 )
 def test_bad_arguments_exit_2(tmp_path, small_archive, args, message):
@@ -143,3 +144,27 @@ def test_sigterm_saves_and_exits_0(tmp_path, small_archive):
     assert status["state"] == "stopped"
     assert status["last_checkpoint"]["kimg"] == status["kimg"]
     assert (run / "exports" / "latest.json").is_file()
+
+
+def test_init_generator_needs_a_new_run_and_a_matching_export(tmp_path, small_archive, tiny_run_dir):
+    export = tiny_run_dir / "exports" / json.loads((tiny_run_dir / "exports" / "latest.json").read_text())["path"]
+    with_resume = run_train("--out", tmp_path / "run", "--resume", "--init-generator", export)
+    assert with_resume.returncode == 2
+    assert "--init-generator starts a new run" in with_resume.stderr
+
+    other_preset = run_train("--data", small_archive, "--out", tmp_path / "run", "--init-generator", export, "--preset", "small")
+    assert other_preset.returncode == 2
+    assert "error: Cannot start from the export" in other_preset.stderr
+    assert "pick a matching --preset" in other_preset.stderr
+    assert "Traceback" not in other_preset.stderr
+
+
+def test_init_generator_run_records_its_start(tmp_path, small_archive, tiny_run_dir):
+    export = tiny_run_dir / "exports" / json.loads((tiny_run_dir / "exports" / "latest.json").read_text())["path"]
+    run = tmp_path / "run"
+    result = run_train("--data", small_archive, "--preset", "tiny", "--out", run, "--batch", "8", "--kimg", "0.032", "--init-generator", export, "--g-warmup-kimg", "0.016")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Generator starts from" in result.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["init_generator"] == str(export.resolve())
+    assert config["g_warmup_kimg"] == 0.016

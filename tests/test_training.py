@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from cifar_fixtures import real_cifar_archive, small_archive  # noqa: F401
-from gan.config import PRESETS, TrainConfig
+from gan.config import CIFAR10_CLASSES, PRESETS, TrainConfig
 from gan.data import load_dataset
-from gan.exports import ExportError, hash_export, read_manifest
+from gan.exports import ExportError, hash_export, load_export_weights, read_manifest
 from gan.models import build_discriminator, build_generator
 from gan.training import Trainer, TrainingError
 
@@ -253,3 +253,60 @@ def test_manifest_path_outside_exports_rejected(tmp_path):
     manifest.write_text(json.dumps({"format": 1, "path": "/etc", "step": 1, "kimg": 1, "created": "x", "model": TINY.to_dict(), "class_names": ["a"], "sha256": "0"}))
     with pytest.raises(ExportError, match="beside the manifest"):
         read_manifest(manifest)
+
+
+# Starting a run from an export.
+
+
+def test_load_export_weights_reproduces_the_export(tiny_generator, tiny_run_dir):
+    export = read_manifest(tiny_run_dir / "exports" / "latest.json").path
+    fresh = build_generator(TINY)
+    load_export_weights(fresh, export, TINY, CIFAR10_CLASSES)
+    latent = tf.random.stateless_normal((10, TINY.latent_dim), seed=(1, 2))
+    labels = tf.range(10)
+    served = tf.saved_model.load(str(export)).signatures["serving_default"](latent=latent, label=labels)["images"]
+    assert np.array_equal(fresh((latent, labels), training=False).numpy(), served.numpy())
+
+
+def test_load_export_weights_rejects_another_preset(tiny_run_dir):
+    export = read_manifest(tiny_run_dir / "exports" / "latest.json").path
+    with pytest.raises(ExportError, match="not the 'small' model"):
+        load_export_weights(build_generator(PRESETS["small"]), export, PRESETS["small"], CIFAR10_CLASSES)
+
+
+def test_load_export_weights_rejects_corrupt_variables(tiny_run_dir, tmp_path):
+    import shutil
+
+    export = tmp_path / "broken"
+    shutil.copytree(read_manifest(tiny_run_dir / "exports" / "latest.json").path, export)
+    (export / "variables" / "variables.index").write_bytes(b"not an index")
+    with pytest.raises(ExportError, match="unreadable"):
+        load_export_weights(build_generator(TINY), export, TINY, CIFAR10_CLASSES)
+
+
+def test_init_generator_then_d_only_warmup(dataset, tiny_generator, tiny_run_dir, tmp_path):
+    export = read_manifest(tiny_run_dir / "exports" / "latest.json").path
+    # Warm-up for 2 steps of 8 images, then normal steps.
+    trainer = Trainer(tiny_config(dataset.source, init_generator=str(export), g_warmup_kimg=0.016, ema_rampup=0.0), tmp_path / "run", dataset)
+    trainer.prepare_run_dir(resume=False)
+    for loaded, source in zip(trainer.generator.weights, tiny_generator.weights):
+        assert np.array_equal(loaded.numpy(), source.numpy())
+    for ema, source in zip(trainer.generator_ema.weights, tiny_generator.weights):
+        assert np.array_equal(ema.numpy(), source.numpy())
+
+    iterator = trainer.make_iterator()
+    start_g = [w.numpy().copy() for w in trainer.generator.trainable_variables]
+    start_d = [w.numpy().copy() for w in trainer.discriminator.trainable_variables]
+    losses = trainer.run_steps(iterator, 2)
+    assert np.isfinite(losses["loss_g"])
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(start_g, trainer.generator.trainable_variables))
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(start_d, trainer.discriminator.trainable_variables))
+
+    trainer.run_steps(iterator, 1)
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(start_g, trainer.generator.trainable_variables))
+
+
+def test_init_generator_from_a_missing_export(dataset, tmp_path):
+    trainer = Trainer(tiny_config(dataset.source, init_generator=str(tmp_path / "nothing")), tmp_path / "run", dataset)
+    with pytest.raises(TrainingError, match="export.json is missing"):
+        trainer.prepare_run_dir(resume=False)

@@ -3,6 +3,7 @@
     gan-train --data ../data/cifar-10-python.tar.gz --preset small --out runs/cifar10
     gan-train --out runs/cifar10 --resume                 # continue after a stop
     gan-train --data my_pictures/ --preset tiny --out runs/mine --kimg 50
+    gan-train --out runs/more --init-generator runs/cifar10/exports/generator-000500
 
 Without --data the official CIFAR-10 archive is taken from GAN_DATA_DIR (default
 ~/.cache/cifar-gan-bot), downloaded there first if it is missing. Several GPUs
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--snapshot-kimg", type=float, help="kimg between checkpoints, exports and sample grids (default: 10)")
     parser.add_argument("--eval-kimg", type=float, help="evaluate the newest export every N kimg with the shipped classifier and keep exports/best.json (default: off)")
     parser.add_argument("--eval-images", type=int, help="generated images per evaluation (default: 5000)")
+    parser.add_argument("--init-generator", type=Path, metavar="EXPORT", help="new run only: start G and the EMA generator from this export directory (e.g. an older run's exports/generator-000500) instead of random weights; D starts fresh")
+    parser.add_argument("--g-warmup-kimg", type=float, help="kimg at the start during which only D trains, so a new D catches up with a warm-started G (default: 20 with --init-generator, else 0)")
     parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto", help="float16 compute: auto turns it on when a GPU is present")
     parser.add_argument("--cpu-replicas", type=int, default=0, help="split the CPU into N logical devices and train with MirroredStrategy across them (for testing the multi-replica path)")
     parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint and an export) after this many steps of this invocation; with --resume they count from the restored step")
@@ -59,6 +62,10 @@ def _check_positive(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             parser.error(f"--{name.replace('_', '-')} must be a positive finite number, got {value}")
     if args.seed is not None and not 0 <= args.seed < 2**32:
         parser.error(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    if args.g_warmup_kimg is not None and not (args.g_warmup_kimg >= 0 and math.isfinite(args.g_warmup_kimg)):
+        parser.error(f"--g-warmup-kimg must be 0 or a positive finite number, got {args.g_warmup_kimg}")
+    if args.init_generator is not None and args.resume:
+        parser.error("--init-generator starts a new run; a resumed run takes its generator from its checkpoint. Drop one of the two.")
     if args.cpu_replicas < 0:
         parser.error(f"--cpu-replicas must be 0 or more, got {args.cpu_replicas}")
 
@@ -88,6 +95,11 @@ def make_config(args: argparse.Namespace, data_source: str, class_names, stored:
         "eval_images": args.eval_images,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.init_generator is not None:
+        # A trained generator needs no EMA ramp-up, which exists for fast-moving random weights.
+        overrides.update(init_generator=str(args.init_generator.resolve()), ema_rampup=0.0, g_warmup_kimg=20.0)
+    if args.g_warmup_kimg is not None:
+        overrides["g_warmup_kimg"] = args.g_warmup_kimg
     if stored is None:
         overrides["class_names"] = tuple(class_names)
         if (PRESETS[args.preset or "small"]).num_classes != len(class_names):
