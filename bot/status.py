@@ -315,7 +315,9 @@ def _progress_text(status: dict) -> str:
     elif not math.isfinite(kimg):
         amount = f"{UNKNOWN} of {total:g} kimg"
     else:
-        amount = f"{_format_number(kimg)} of {total:g} kimg ({_format_number(100 * kimg / total)} %)"
+        # The last step may pass the total by part of a batch; the run is then complete, not past 100 %.
+        percent = 100.0 if kimg >= total else 100 * kimg / total
+        amount = f"{_format_number(kimg)} of {total:g} kimg ({_format_number(percent)} %)"
     return f"Progress: {amount}, step {_step_text(status.get('step'))}"
 
 

@@ -593,8 +593,14 @@ async def test_train_status_total_kimg_infinite(tmp_path):
 async def test_train_status_huge_numbers(tmp_path):
     write_status(tmp_path, kimg=1e308, total_kimg=1e-308, img_per_sec=float("nan"), step=10**400)
     reply, _ = await train_status(tmp_path)
-    assert "Progress: 1e+308 of 1e-308 kimg (unknown %), step unknown" in reply.text
+    assert "Progress: 1e+308 of 1e-308 kimg (100.0 %), step unknown" in reply.text
     assert "Speed: unknown img/s" in reply.text
+
+
+async def test_train_status_last_step_past_the_total(tmp_path):
+    write_status(tmp_path, state="finished", kimg=1.024, total_kimg=1.0, step=16)
+    reply, _ = await train_status(tmp_path)
+    assert "Progress: 1.0 of 1 kimg (100.0 %), step 16" in reply.text
 
 
 async def test_train_status_losses_not_finite(tmp_path):
