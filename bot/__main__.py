@@ -39,12 +39,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 # At DEBUG level discord.py logs request URLs and raw gateway events, and both
 # contain interaction tokens. Each token lets its holder reply as the bot for 15 minutes.
-URL_TOKEN = re.compile(r"(/(?:interactions|webhooks)/\d+/)[^/\s?'\"]+")
-FIELD_TOKEN = re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+""")
+# Paths may be upper-case or percent-encoded ("%2F" for "/").
+URL_TOKEN = re.compile(r"((?:/|%2F)(?:interactions|webhooks)(?:/|%2F)\d+(?:/|%2F))[^/\s?&#'\"%]+", re.IGNORECASE)
+# "token", "access_token", "webhook_token"... as a quoted field or as key=value.
+FIELD_TOKEN = re.compile(r"""(['"]\w*token['"]\s*:\s*['"])[^'"]+""", re.IGNORECASE)
+ASSIGNED_TOKEN = re.compile(r"""(\b\w*token=)[^\s&'",;]+""", re.IGNORECASE)
+# Rate-limit keys join a webhook (interaction) id and its token with "+".
+JOINED_TOKEN = re.compile(r"(\b\d{15,21}\+)[\w.\-]{20,}")
 
 
 class RedactSecrets(logging.Filter):
-    """Replace the bot token and interaction tokens (in URLs and "token" fields) with "<redacted>".
+    """Replace the bot token and interaction tokens (in URLs, "token" fields and rate-limit keys) with "<redacted>".
 
     Covers the message, traceback and stack of each record that reaches a
     handler carrying this filter, so records logged before configure_logging
@@ -58,6 +63,8 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         text = URL_TOKEN.sub(r"\1<redacted>", text)
         text = FIELD_TOKEN.sub(r"\1<redacted>", text)
+        text = ASSIGNED_TOKEN.sub(r"\1<redacted>", text)
+        text = JOINED_TOKEN.sub(r"\1<redacted>", text)
         for secret in self.secrets:
             text = text.replace(secret, "<redacted>")
         return text

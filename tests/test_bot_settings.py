@@ -268,6 +268,11 @@ def test_log_lines_hide_interaction_tokens_and_bot_token():
         logger.warning("token %s leaked", TOKEN)
         logger.debug("Event: %s", {"op": 0, "d": {"id": "7", "token": "aW50ZXJhY3Rpb24-secret", "type": 3}})
         logger.warning('{"token": "json-secret", "id": 8}')
+        logger.warning("POST HTTPS://DISCORD.TEST/API/V10/INTERACTIONS/123/UPPER-secret/CALLBACK")
+        logger.warning("GET https://discord.test/api%2Fwebhooks%2F456%2Fencoded-secret%2Fmessages")
+        logger.debug("%s", {"access_token": "oauth-secret", "Webhook_Token": "webhook-secret"})
+        logger.debug("url?access_token=query-secret&x=1")
+        logger.debug("Rate limit is being handled by bucket hash abc with %r major parameters", "1048576000000000001+aW50ZXJhY3Rpb24bucketsecret")
         logger.warning("GET /api/v10/gateway/bot returned 200")
     finally:
         logger.removeHandler(handler)
@@ -278,6 +283,11 @@ def test_log_lines_hide_interaction_tokens_and_bot_token():
         "token <redacted> leaked",
         "Event: {'op': 0, 'd': {'id': '7', 'token': '<redacted>', 'type': 3}}",
         '{"token": "<redacted>", "id": 8}',
+        "POST HTTPS://DISCORD.TEST/API/V10/INTERACTIONS/123/<redacted>/CALLBACK",
+        "GET https://discord.test/api%2Fwebhooks%2F456%2F<redacted>%2Fmessages",
+        "{'access_token': '<redacted>', 'Webhook_Token': '<redacted>'}",
+        "url?access_token=<redacted>&x=1",
+        "Rate limit is being handled by bucket hash abc with '1048576000000000001+<redacted>' major parameters",
         "GET /api/v10/gateway/bot returned 200",
     ]
 
