@@ -208,7 +208,7 @@ def load_export_weights(generator, export_dir: Path, model: ModelConfig, class_n
     export_dir = Path(export_dir)
     info = read_export_info(export_dir)
     if info.model != model:
-        raise ExportError(f"{export_dir} holds a {info.model.preset!r} model ({info.model.to_dict()}), not the {model.preset!r} model this run trains ({model.to_dict()}); pick a matching --preset or export.")
+        raise ExportError(f"{export_dir} holds a {info.model.preset!r} model ({info.model.to_dict()}), not the {model.preset!r} model this run trains ({model.to_dict()}); choose a matching --preset or export.")
     if tuple(info.class_names) != tuple(class_names):
         raise ExportError(f"{export_dir} was trained on the classes {list(info.class_names)}, not on this data's {list(class_names)}.")
     try:

@@ -146,21 +146,27 @@ def test_sigterm_saves_and_exits_0(tmp_path, small_archive):
     assert (run / "exports" / "latest.json").is_file()
 
 
-def test_init_generator_needs_a_new_run_and_a_matching_export(tmp_path, small_archive, tiny_run_dir):
-    export = tiny_run_dir / "exports" / json.loads((tiny_run_dir / "exports" / "latest.json").read_text())["path"]
-    with_resume = run_train("--out", tmp_path / "run", "--resume", "--init-generator", export)
-    assert with_resume.returncode == 2
-    assert "--init-generator starts a new run" in with_resume.stderr
+def tiny_export(tiny_run_dir) -> Path:
+    return tiny_run_dir / "exports" / json.loads((tiny_run_dir / "exports" / "latest.json").read_text())["path"]
 
+
+def test_init_generator_with_resume_exit_2(tmp_path, tiny_run_dir):
+    result = run_train("--out", tmp_path / "run", "--resume", "--init-generator", tiny_export(tiny_run_dir))
+    assert result.returncode == 2
+    assert "--init-generator starts a new run" in result.stderr
+
+
+def test_init_generator_other_preset_exit_2(tmp_path, small_archive, tiny_run_dir):
+    export = tiny_export(tiny_run_dir)
     other_preset = run_train("--data", small_archive, "--out", tmp_path / "run", "--init-generator", export, "--preset", "small")
     assert other_preset.returncode == 2
     assert "error: Cannot start from the export" in other_preset.stderr
-    assert "pick a matching --preset" in other_preset.stderr
+    assert "choose a matching --preset" in other_preset.stderr
     assert "Traceback" not in other_preset.stderr
 
 
 def test_init_generator_run_records_its_start(tmp_path, small_archive, tiny_run_dir):
-    export = tiny_run_dir / "exports" / json.loads((tiny_run_dir / "exports" / "latest.json").read_text())["path"]
+    export = tiny_export(tiny_run_dir)
     run = tmp_path / "run"
     result = run_train("--data", small_archive, "--preset", "tiny", "--out", run, "--batch", "8", "--kimg", "0.032", "--init-generator", export, "--g-warmup-kimg", "0.016")
     assert result.returncode == 0, result.stderr[-2000:]
