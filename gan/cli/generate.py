@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with --count images each, sharing their latent vectors across rows (default: random)",
     )
     parser.add_argument("--count", type=int, help=f"images in the grid, 1..64 (default: {DEFAULT_COUNT})")
-    parser.add_argument("--seed", type=int, help="seed of the latent vectors and random classes (default: drawn)")
+    parser.add_argument("--seed", type=int, help="seed of the latent vectors and random classes, 0 to 2**63-1 (default: drawn below 2**53); Discord's /generate takes seeds up to 2**53-1 only")
     parser.add_argument(
         "--variation",
         type=float,
