@@ -40,11 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # At DEBUG level discord.py logs request URLs and raw gateway events, and both
 # contain interaction tokens. Each token lets its holder reply as the bot for 15 minutes.
 # Paths may be upper-case or percent-encoded ("%2F" for "/").
-URL_TOKEN = re.compile(r"((?:/|%2F)(?:interactions|webhooks)(?:/|%2F)\d+(?:/|%2F))[^/\s?&#'\"%]+", re.IGNORECASE)
+URL_TOKEN = re.compile(r"((?:/|%2F)(?:interactions|webhooks)(?:/|%2F)\d+(?:/|%2F))(?:%(?!2F)[0-9A-F]{2}|[^/\s?&#'\"%])+", re.IGNORECASE)
 # "token", "access_token", "webhook_token"... as a quoted field or as key=value.
 FIELD_TOKEN = re.compile(r"""(['"]\w*token['"]\s*:\s*['"])[^'"]+""", re.IGNORECASE)
-ASSIGNED_TOKEN = re.compile(r"""(\b\w*token=)[^\s&'",;]+""", re.IGNORECASE)
-# Rate-limit keys join a webhook (interaction) id and its token with "+".
+ASSIGNED_TOKEN = re.compile(r"""(\b\w*token\s*=\s*['"]?)(?!None\b)[^\s&'",;)]+""", re.IGNORECASE)
+# discord.py joins a webhook (interaction) id and its token with "+" in rate-limit
+# keys; version 2.7.1 does not log such a key, so this is a precaution for other versions.
 JOINED_TOKEN = re.compile(r"(\b\d{15,21}\+)[\w.\-]{20,}")
 
 

@@ -200,40 +200,55 @@ def load_export_weights(generator, export_dir: Path, model: ModelConfig, class_n
 
     The export's variables are stored under the attribute path of each weight
     in the generator (`generator/blocks/0/conv1/kernel`), so each one is looked
-    up by that path. Every weight of `generator` must receive a value.
+    up by that path. Every weight of `generator` must receive a value, and
+    nothing is assigned until all of them have been read.
     """
+    import keras
     import numpy as np
     import tensorflow as tf
 
     export_dir = Path(export_dir)
+    if (export_dir / LATEST).is_file() or (export_dir / "exports" / LATEST).is_file():
+        raise ExportError(f"{export_dir} is a run or exports directory; pass one export in it, such as {export_dir}/exports/generator-000500.")
     info = read_export_info(export_dir)
     if info.model != model:
-        raise ExportError(f"{export_dir} holds a {info.model.preset!r} model ({info.model.to_dict()}), not the {model.preset!r} model this run trains ({model.to_dict()}); choose a matching --preset or export.")
+        differences = ", ".join(f"{name} {value!r} (this run: {model.to_dict()[name]!r})" for name, value in info.model.to_dict().items() if model.to_dict()[name] != value)
+        hint = "use data with as many classes" if info.model.num_classes != model.num_classes else "choose a matching --preset or export"
+        raise ExportError(f"{export_dir} holds a different model: {differences}; {hint}.")
     if tuple(info.class_names) != tuple(class_names):
         raise ExportError(f"{export_dir} was trained on the classes {list(info.class_names)}, not on this data's {list(class_names)}.")
-    try:
-        reader = tf.train.load_checkpoint(str(export_dir / "variables" / "variables"))
-    except (tf.errors.OpError, ValueError) as error:
-        raise ExportError(f"the variables of {export_dir} are unreadable ({str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}); export it again.") from None
+
+    def unreadable(error: Exception) -> ExportError:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return ExportError(f"the variables of {export_dir} are unreadable ({detail}); export it again.")
 
     suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    assigned = set()
-    for key, shape in reader.get_variable_to_shape_map().items():
-        if not key.startswith("generator/") or not key.endswith(suffix):
-            continue
-        target = generator
-        try:
-            for part in key[len("generator/") : -len(suffix)].split("/"):
-                target = target[int(part)] if part.isdigit() else getattr(target, part)
-        except (AttributeError, IndexError, TypeError):
-            raise ExportError(f"{export_dir} has a weight {key.removesuffix(suffix)!r} this generator lacks; it was made by another version of the model.") from None
-        if tuple(target.shape) != tuple(shape):
-            raise ExportError(f"{export_dir}: weight {key.removesuffix(suffix)!r} has shape {tuple(shape)}, the generator expects {tuple(target.shape)}.")
-        target.assign(np.asarray(reader.get_tensor(key), dtype=target.dtype))
-        assigned.add(id(target))
-    missing = [w.path for w in generator.weights if id(w) not in assigned]
+    values = {}  # id(weight) -> (weight, value)
+    try:
+        reader = tf.train.load_checkpoint(str(export_dir / "variables" / "variables"))
+        for key, shape in reader.get_variable_to_shape_map().items():
+            if not key.startswith("generator/") or not key.endswith(suffix):
+                continue
+            name = key[len("generator/") : -len(suffix)]
+            target = generator
+            try:
+                for part in name.split("/"):
+                    target = target[int(part)] if part.isdigit() else getattr(target, part)
+            except (AttributeError, IndexError, KeyError, TypeError):
+                target = None
+            if not isinstance(target, keras.Variable):
+                raise ExportError(f"{export_dir} has a weight {name!r} this generator lacks; it comes from another version of the model.")
+            if tuple(target.shape) != tuple(shape):
+                raise ExportError(f"{export_dir}: weight {name!r} has shape {tuple(shape)}, the generator expects {tuple(target.shape)}.")
+            values[id(target)] = (target, np.asarray(reader.get_tensor(key), dtype=target.dtype))
+    except (tf.errors.OpError, ValueError) as error:
+        raise unreadable(error) from None
+
+    missing = [w.path for w in generator.weights if id(w) not in values]
     if missing:
-        raise ExportError(f"{export_dir} has no value for {len(missing)} generator weight(s), e.g. {missing[0]!r}; it was made by another version of the model.")
+        raise ExportError(f"{export_dir} has no value for {len(missing)} generator weight(s), e.g. {missing[0]!r}; it comes from another version of the model.")
+    for target, value in values.values():
+        target.assign(value)
     return info
 
 

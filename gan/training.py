@@ -337,8 +337,11 @@ class Trainer:
         losses = {}
         warmup_images = self.config.g_warmup_kimg * 1000.0
         for _ in range(count):
-            step = self._warmup_step if self.images_seen.numpy() < warmup_images else self._train_step
-            losses = step(iterator)
+            warming_up = self.images_seen.numpy() < warmup_images
+            if not warming_up and self.status.get("warmup"):
+                log.info("Warm-up over at %.1f kimg: G trains from now on", self.kimg)
+            self.status["warmup"] = bool(warming_up)
+            losses = (self._warmup_step if warming_up else self._train_step)(iterator)
         return {k: float(v) for k, v in losses.items()}
 
     # Snapshots.
@@ -527,6 +530,11 @@ class Trainer:
         next_eval = (int(self.kimg / config.eval_kimg) + 1) * config.eval_kimg if config.eval_kimg > 0 else float("inf")
         progress = _ProgressLine(config.total_kimg) if sys.stderr.isatty() else None
         log.info("Training %s from %.1f to %g kimg, batch %d on %d replica(s)", config.model.preset, self.kimg, config.total_kimg, config.batch_size, self.replicas)
+        if self.kimg < config.g_warmup_kimg:
+            # G's batch-norm statistics still follow its batches; its trainable weights stay fixed.
+            log.info("Warm-up: only D trains until %g kimg; loss_g shows -D(G(z)) meanwhile", config.g_warmup_kimg)
+            if config.g_warmup_kimg >= config.total_kimg:
+                log.warning("The warm-up (%g kimg) lasts the whole run (%g kimg), so G will not train; pass a larger --kimg or a smaller --g-warmup-kimg.", config.g_warmup_kimg, config.total_kimg)
 
         while self.kimg < config.total_kimg:
             losses = self.run_steps(iterator, 1)

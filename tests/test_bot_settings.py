@@ -272,6 +272,8 @@ def test_log_lines_hide_interaction_tokens_and_bot_token():
         logger.warning("GET https://discord.test/api%2Fwebhooks%2F456%2Fencoded-secret%2Fmessages")
         logger.debug("%s", {"access_token": "oauth-secret", "Webhook_Token": "webhook-secret"})
         logger.debug("url?access_token=query-secret&x=1")
+        logger.debug("POST /api/v10/interactions/123/abc%2Bdef%3D%3D/callback")
+        logger.debug("Webhook(token='kwarg-secret', auth_token = \"spaced-secret\", refresh_token=None)")
         logger.debug("Rate limit is being handled by bucket hash abc with %r major parameters", "1048576000000000001+aW50ZXJhY3Rpb24bucketsecret")
         logger.warning("GET /api/v10/gateway/bot returned 200")
     finally:
@@ -287,6 +289,8 @@ def test_log_lines_hide_interaction_tokens_and_bot_token():
         "GET https://discord.test/api%2Fwebhooks%2F456%2F<redacted>%2Fmessages",
         "{'access_token': '<redacted>', 'Webhook_Token': '<redacted>'}",
         "url?access_token=<redacted>&x=1",
+        "POST /api/v10/interactions/123/<redacted>/callback",
+        "Webhook(token='<redacted>', auth_token = \"<redacted>\", refresh_token=None)",
         "Rate limit is being handled by bucket hash abc with '1048576000000000001+<redacted>' major parameters",
         "GET /api/v10/gateway/bot returned 200",
     ]

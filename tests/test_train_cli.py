@@ -174,3 +174,5 @@ def test_init_generator_run_records_its_start(tmp_path, small_archive, tiny_run_
     config = json.loads((run / "config.json").read_text())
     assert config["init_generator"] == str(export.resolve())
     assert config["g_warmup_kimg"] == 0.016
+    assert config["ema_rampup"] == 0.0
+    assert "Warm-up over at 0.0 kimg" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import tensorflow as tf
 from cifar_fixtures import real_cifar_archive, small_archive  # noqa: F401
 from gan.config import CIFAR10_CLASSES, PRESETS, TrainConfig
 from gan.data import load_dataset
-from gan.exports import ExportError, hash_export, load_export_weights, read_manifest
+from gan.exports import ExportError, hash_export, load_export_weights, read_manifest, write_export
 from gan.models import build_discriminator, build_generator
 from gan.training import Trainer, TrainingError
 
@@ -258,10 +259,17 @@ def test_manifest_path_outside_exports_rejected(tmp_path):
 # Starting a run from an export.
 
 
-def test_load_export_weights_reproduces_the_export(tiny_generator, tiny_run_dir):
-    export = read_manifest(tiny_run_dir / "exports" / "latest.json").path
+def test_load_export_weights_reproduces_the_export(tiny_generator, tmp_path):
+    source = build_generator(TINY)
+    for target, weight in zip(source.weights, tiny_generator.weights):
+        target.assign(weight)
+    # Batch-norm statistics away from their initial 0 and 1, so a skipped one shows.
+    source((tf.random.normal((16, TINY.latent_dim)), tf.range(16) % 10), training=True)
+    export = write_export(source, TINY, CIFAR10_CLASSES, tmp_path / "exports", step=1, kimg=0.1).path
     fresh = build_generator(TINY)
     load_export_weights(fresh, export, TINY, CIFAR10_CLASSES)
+    for loaded, weight in zip(fresh.weights, source.weights):
+        assert np.array_equal(loaded.numpy(), weight.numpy()), weight.path
     latent = tf.random.stateless_normal((10, TINY.latent_dim), seed=(1, 2))
     labels = tf.range(10)
     served = tf.saved_model.load(str(export)).signatures["serving_default"](latent=latent, label=labels)["images"]
@@ -270,18 +278,28 @@ def test_load_export_weights_reproduces_the_export(tiny_generator, tiny_run_dir)
 
 def test_load_export_weights_rejects_another_preset(tiny_run_dir):
     export = read_manifest(tiny_run_dir / "exports" / "latest.json").path
-    with pytest.raises(ExportError, match="not the 'small' model"):
+    with pytest.raises(ExportError, match="choose a matching --preset"):
         load_export_weights(build_generator(PRESETS["small"]), export, PRESETS["small"], CIFAR10_CLASSES)
 
 
-def test_load_export_weights_rejects_corrupt_variables(tiny_run_dir, tmp_path):
-    import shutil
-
+@pytest.mark.parametrize("damage", ["index", "data"])
+def test_load_export_weights_rejects_damaged_variables(tiny_run_dir, tmp_path, damage):
     export = tmp_path / "broken"
     shutil.copytree(read_manifest(tiny_run_dir / "exports" / "latest.json").path, export)
-    (export / "variables" / "variables.index").write_bytes(b"not an index")
+    if damage == "index":
+        (export / "variables" / "variables.index").write_bytes(b"not an index")
+    else:
+        (export / "variables" / "variables.data-00000-of-00001").unlink()
+    generator = build_generator(TINY)
+    before = [w.numpy().copy() for w in generator.weights]
     with pytest.raises(ExportError, match="unreadable"):
-        load_export_weights(build_generator(TINY), export, TINY, CIFAR10_CLASSES)
+        load_export_weights(generator, export, TINY, CIFAR10_CLASSES)
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, generator.weights))
+
+
+def test_load_export_weights_rejects_a_run_dir(tiny_run_dir):
+    with pytest.raises(ExportError, match="pass one export in it"):
+        load_export_weights(build_generator(TINY), tiny_run_dir, TINY, CIFAR10_CLASSES)
 
 
 def test_init_generator_then_d_only_warmup(dataset, tiny_generator, tiny_run_dir, tmp_path):
@@ -298,12 +316,14 @@ def test_init_generator_then_d_only_warmup(dataset, tiny_generator, tiny_run_dir
     start_g = [w.numpy().copy() for w in trainer.generator.trainable_variables]
     start_d = [w.numpy().copy() for w in trainer.discriminator.trainable_variables]
     losses = trainer.run_steps(iterator, 2)
-    assert np.isfinite(losses["loss_g"])
+    assert losses["loss_g"] == pytest.approx(-losses["fake_score"])
+    assert trainer.status["warmup"] is True
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(start_g, trainer.generator.trainable_variables))
     assert any(not np.array_equal(a, b.numpy()) for a, b in zip(start_d, trainer.discriminator.trainable_variables))
 
     trainer.run_steps(iterator, 1)
     assert any(not np.array_equal(a, b.numpy()) for a, b in zip(start_g, trainer.generator.trainable_variables))
+    assert trainer.status["warmup"] is False
 
 
 def test_init_generator_from_a_missing_export(dataset, tmp_path):
