@@ -44,8 +44,8 @@ URL_TOKEN = re.compile(r"((?:/|%2F)(?:interactions|webhooks)(?:/|%2F)\d+(?:/|%2F
 # "token", "access_token", "webhook_token"... as a quoted field or as key=value.
 FIELD_TOKEN = re.compile(r"""(['"]\w*token['"]\s*:\s*['"])[^'"]+""", re.IGNORECASE)
 ASSIGNED_TOKEN = re.compile(r"""(\b\w*token\s*=\s*['"]?)(?!None\b)[^\s&'",;)]+""", re.IGNORECASE)
-# discord.py joins a webhook (interaction) id and its token with "+" in rate-limit
-# keys; version 2.7.1 does not log such a key, so this is a precaution for other versions.
+# Rate-limit keys join a webhook (interaction) id and its token with "+". discord.py
+# 2.7.1 does not log such a key, but other versions may.
 JOINED_TOKEN = re.compile(r"(\b\d{15,21}\+)[\w.\-]{20,}")
 
 
