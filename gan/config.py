@@ -85,7 +85,7 @@ class TrainConfig:
     eval_kimg: float = 0.0  # evaluate the export every this many kimg and keep best.json; 0 turns it off
     eval_images: int = 5000  # generated images per evaluation during training
     mixed_precision: bool = False  # float16 compute, turned on for GPUs by the CLI
-    init_generator: str = ""  # export whose weights G and the EMA generator start from; "" for random ones
+    init_generator: str = ""  # export whose weights G, the EMA generator and (if it has them) D start from; "" for random ones
     g_warmup_kimg: float = 0.0  # kimg at the start during which only D trains (lets a new D catch up with a warm-started G)
 
     def to_dict(self) -> dict:

@@ -9,6 +9,9 @@ classes; unconditional models ignore it. The export loads in the bot and in
 TensorFlow Serving alike. Next to the SavedModel files
 it holds `export.json`, the same description the manifest carries, so an export
 directory can be served without a run directory around it.
+Exports written by the trainer also hold `training/generator.weights.h5` and
+`training/discriminator.weights.h5` (the raw G and D), which a new run can
+continue from.
 
 The manifest `exports/latest.json` is replaced only after the export it names
 is complete and hashed, so a reader never sees a half-written export.
@@ -34,6 +37,7 @@ MANIFEST_FORMAT = 1
 EXPORT_INFO = "export.json"
 LATEST = "latest.json"
 BEST = "best.json"
+TRAINING_DIR = "training"  # raw G and D weights inside an export, for continuing training
 
 
 class ExportError(Exception):
@@ -252,6 +256,22 @@ def load_export_weights(generator, export_dir: Path, model: ModelConfig, class_n
     return info
 
 
+def has_training_weights(export_dir: Path) -> bool:
+    """Tell whether an export carries the raw generator and the discriminator of its run."""
+    return all((Path(export_dir) / TRAINING_DIR / f"{name}.weights.h5").is_file() for name in ("generator", "discriminator"))
+
+
+def load_training_weights(export_dir: Path, generator, discriminator) -> None:
+    """Load the raw generator and discriminator weights saved in an export's `training/` folder."""
+    folder = Path(export_dir) / TRAINING_DIR
+    for name, model in (("generator", generator), ("discriminator", discriminator)):
+        try:
+            model.load_weights(str(folder / f"{name}.weights.h5"))
+        except (OSError, ValueError, KeyError) as error:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ExportError(f"{folder / name}.weights.h5 is unreadable or belongs to another model ({detail}); export it again, or remove {folder} to start D from random weights.") from None
+
+
 # Writing exports.
 
 
@@ -295,8 +315,13 @@ def write_export(
     kimg: float,
     dataset: str = "",
     keep: int = 5,
+    training_models: dict | None = None,
 ) -> Manifest:
     """Save `generator` as a new export and point `latest.json` at it.
+
+    `training_models` ({"generator": G, "discriminator": D}) adds their
+    weights under `training/`, so a later run can continue from the export
+    (`gan-train --init-generator`); serving ignores them.
 
     The SavedModel is written to a hidden temporary directory, renamed to
     `generator-KIMG` once complete, hashed, and only then named by the
@@ -335,6 +360,9 @@ def write_export(
         info = manifest.to_dict()
         info["path"] = "."
         atomic_write_json(temporary / EXPORT_INFO, info)
+        for model_name, model in (training_models or {}).items():
+            (temporary / TRAINING_DIR).mkdir(exist_ok=True)
+            model.save_weights(str(temporary / TRAINING_DIR / f"{model_name}.weights.h5"))
         os.replace(temporary, final)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)

@@ -197,16 +197,23 @@ class Trainer:
         )
 
     def _init_generator(self) -> None:
-        """Start G and the EMA generator from the weights of `config.init_generator` (a new run only)."""
-        from gan.exports import ExportError, load_export_weights
+        """Start G, the EMA generator and (when the export carries it) D from `config.init_generator` (a new run only)."""
+        from gan.exports import ExportError, has_training_weights, load_export_weights, load_training_weights
 
+        export = Path(self.config.init_generator)
         try:
-            info = load_export_weights(self.generator, Path(self.config.init_generator), self.config.model, self.config.class_names)
+            info = load_export_weights(self.generator_ema, export, self.config.model, self.config.class_names)
+            with_d = has_training_weights(export)
+            if with_d:
+                load_training_weights(export, self.generator, self.discriminator)
         except ExportError as error:
             raise TrainingError(f"Cannot start from the export {self.config.init_generator}: {error}") from None
-        for target, source in zip(self.generator_ema.weights, self.generator.weights):
+        if with_d:
+            log.info("G, the EMA generator and D continue from %s (%.1f kimg of an earlier run); the optimizers start afresh", info.path, info.kimg)
+            return
+        for target, source in zip(self.generator.weights, self.generator_ema.weights):
             target.assign(source)
-        log.info("Generator starts from %s (%.1f kimg of an earlier run); D starts from random weights", info.path, info.kimg)
+        log.info("G and the EMA generator start from %s (%.1f kimg of an earlier run); D starts from random weights", info.path, info.kimg)
 
     def _load_status_history(self) -> None:
         try:
@@ -361,6 +368,7 @@ class Trainer:
             step=int(self.step.numpy()),
             kimg=self.kimg,
             dataset=self.dataset.source,
+            training_models={"generator": self.generator, "discriminator": self.discriminator},
         )
         self.status["last_export"] = {"path": self._relative(manifest.path), "kimg": round(manifest.kimg, 3), "step": manifest.step, "time": manifest.created}
         return manifest

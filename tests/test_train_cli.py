@@ -170,9 +170,20 @@ def test_init_generator_run_records_its_start(tmp_path, small_archive, tiny_run_
     run = tmp_path / "run"
     result = run_train("--data", small_archive, "--preset", "tiny", "--out", run, "--batch", "8", "--kimg", "0.032", "--init-generator", export, "--g-warmup-kimg", "0.016")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Generator starts from" in result.stderr
+    assert "G and the EMA generator start from" in result.stderr
     config = json.loads((run / "config.json").read_text())
     assert config["init_generator"] == str(export.resolve())
     assert config["g_warmup_kimg"] == 0.016
     assert config["ema_rampup"] == 0.0
     assert "Warm-up over at 0.0 kimg" in result.stderr
+
+
+def test_init_generator_from_a_run_export_keeps_d(tmp_path, small_archive):
+    first = run_train("--data", small_archive, "--preset", "tiny", "--out", tmp_path / "first", "--batch", "8", "--kimg", "0.016")
+    assert first.returncode == 0, first.stderr[-2000:]
+    export = tmp_path / "first" / "exports" / json.loads((tmp_path / "first" / "exports" / "latest.json").read_text())["path"]
+
+    second = run_train("--data", small_archive, "--preset", "tiny", "--out", tmp_path / "second", "--batch", "8", "--kimg", "0.016", "--init-generator", export)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "G, the EMA generator and D continue from" in second.stderr
+    assert json.loads((tmp_path / "second" / "config.json").read_text())["g_warmup_kimg"] == 0.0

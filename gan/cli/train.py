@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--snapshot-kimg", type=float, help="kimg between checkpoints, exports and sample grids (default: 10)")
     parser.add_argument("--eval-kimg", type=float, help="evaluate the newest export every N kimg with the shipped classifier and keep exports/best.json (default: off)")
     parser.add_argument("--eval-images", type=int, help="generated images per evaluation (default: 5000)")
-    parser.add_argument("--init-generator", type=Path, metavar="EXPORT", help="new run only: start G and the EMA generator from this export directory (e.g. an older run's exports/generator-000500) instead of random weights; D starts fresh")
-    parser.add_argument("--g-warmup-kimg", type=float, help="kimg at the start during which only D trains, so a new D catches up with a warm-started G (default: 20 with --init-generator, else 0)")
+    parser.add_argument("--init-generator", type=Path, metavar="EXPORT", help="new run only: start from this export directory (e.g. an older run's exports/generator-000500) instead of random weights; G, the EMA generator and, when the export carries them (training/), D continue from it")
+    parser.add_argument("--g-warmup-kimg", type=float, help="kimg at the start during which only D trains, so a new D catches up with a warm-started G (default: 20 with an --init-generator export that lacks D, else 0)")
     parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto", help="float16 compute: auto turns it on when a GPU is present")
     parser.add_argument("--cpu-replicas", type=int, default=0, help="split the CPU into N logical devices and train with MirroredStrategy across them (for testing the multi-replica path)")
     parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint and an export) after this many steps of this invocation; with --resume they count from the restored step")
@@ -97,7 +97,11 @@ def make_config(args: argparse.Namespace, data_source: str, class_names, stored:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.init_generator is not None:
         # A trained generator needs no EMA ramp-up, which exists for fast-moving random weights.
-        overrides.update(init_generator=str(args.init_generator.resolve()), ema_rampup=0.0, g_warmup_kimg=20.0)
+        from gan.exports import has_training_weights
+
+        # Without the earlier run's D, a new D trains alone first, so it catches up with G.
+        warmup = 0.0 if has_training_weights(args.init_generator) else 20.0
+        overrides.update(init_generator=str(args.init_generator.resolve()), ema_rampup=0.0, g_warmup_kimg=warmup)
     if args.g_warmup_kimg is not None:
         overrides["g_warmup_kimg"] = args.g_warmup_kimg
     if stored is None:
