@@ -218,7 +218,7 @@ def load_export_weights(generator, export_dir: Path, model: ModelConfig, class_n
     if info.model != model:
         differences = ", ".join(f"{name} {value!r} (this run: {model.to_dict()[name]!r})" for name, value in info.model.to_dict().items() if model.to_dict()[name] != value)
         hint = "use data with as many classes" if info.model.num_classes != model.num_classes else "choose a matching --preset or export"
-        raise ExportError(f"{export_dir} holds a different model: {differences}; {hint}.")
+        raise ExportError(f"{export_dir} contains a different model: {differences}; {hint}.")
     if tuple(info.class_names) != tuple(class_names):
         raise ExportError(f"{export_dir} was trained on the classes {list(info.class_names)}, not on this data's {list(class_names)}.")
 

@@ -301,18 +301,19 @@ class Trainer:
         # The parts of one step, for gan-bench to time them one by one.
         self.step_parts = {"d_step": d_step, "g_step": g_step, "augment": augment, "update_ema": update_ema}
 
-        def replica_step(batches):
+        def d_steps(batches):
+            """Run one D update per batch; return the mean D loss and the last update's real and fake scores."""
             results = [d_step(images, labels, i) for i, (images, labels) in enumerate(batches)]
-            loss_g = g_step()
-            loss_d = tf.add_n([r[0] for r in results]) / len(results)
-            return loss_d, loss_g, results[-1][1], results[-1][2]
+            return tf.add_n([r[0] for r in results]) / len(results), results[-1][1], results[-1][2]
+
+        def replica_step(batches):
+            loss_d, real_score, fake_score = d_steps(batches)
+            return loss_d, g_step(), real_score, fake_score
 
         def replica_d_step(batches):
-            results = [d_step(images, labels, i) for i, (images, labels) in enumerate(batches)]
-            loss_d = tf.add_n([r[0] for r in results]) / len(results)
-            # No G update: its loss is what D's fake scores imply, -E[D(G(z))].
-            loss_g = -results[-1][2] / self.replicas
-            return loss_d, loss_g, results[-1][1], results[-1][2]
+            loss_d, real_score, fake_score = d_steps(batches)
+            # No G update, so the reported G loss is the one D's fake scores imply: -E[D(G(z))].
+            return loss_d, -fake_score / self.replicas, real_score, fake_score
 
         def make_step(per_replica):
             @tf.function
@@ -344,7 +345,7 @@ class Trainer:
         losses = {}
         warmup_images = self.config.g_warmup_kimg * 1000.0
         for _ in range(count):
-            warming_up = self.images_seen.numpy() < warmup_images
+            warming_up = warmup_images > 0 and self.images_seen.numpy() < warmup_images
             if not warming_up and self.status.get("warmup"):
                 log.info("Warm-up over at %.1f kimg: G trains from now on", self.kimg)
             self.status["warmup"] = bool(warming_up)

@@ -96,11 +96,11 @@ def make_config(args: argparse.Namespace, data_source: str, class_names, stored:
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.init_generator is not None:
-        # A trained generator needs no EMA ramp-up, which exists for fast-moving random weights.
         from gan.exports import has_training_weights
 
         # Without the earlier run's D, a new D trains alone first, so it catches up with G.
         warmup = 0.0 if has_training_weights(args.init_generator) else 20.0
+        # A trained generator needs no EMA ramp-up, which exists for fast-moving random weights.
         overrides.update(init_generator=str(args.init_generator.resolve()), ema_rampup=0.0, g_warmup_kimg=warmup)
     if args.g_warmup_kimg is not None:
         overrides["g_warmup_kimg"] = args.g_warmup_kimg
